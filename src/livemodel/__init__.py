@@ -1,0 +1,1 @@
+"""livemodel: keep machine-learning models healthy after training."""

@@ -1,0 +1,1 @@
+"""Signatures of training frames and vectorized validation of batches against them."""

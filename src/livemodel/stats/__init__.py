@@ -1,0 +1,1 @@
+"""Pure statistics: profiles, drift, performance and sequential tests. No I/O here."""

@@ -1,0 +1,1 @@
+"""Persistence: metadata database, artifact store, prediction and label log."""
