@@ -1,1 +1,61 @@
-"""livemodel: keep machine-learning models healthy after training."""
+"""livemodel: keep machine-learning models healthy after training.
+
+The short way in::
+
+    import livemodel
+    version = livemodel.register("flights", model, train, target="late", alias="production")
+    livemodel.connect().load("flights@production").model
+
+Everything is configured by environment variables read in :mod:`livemodel.config`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from livemodel.errors import LivemodelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from livemodel.config import Settings
+    from livemodel.registry.registry import Registry
+    from livemodel.registry.version import ModelVersion
+
+__all__ = ["LivemodelError", "Registry", "connect", "register"]
+__version__ = "0.1.0"
+
+
+def connect(settings: Settings | None = None) -> Registry:
+    """The registry on the configured backends (see :mod:`livemodel.config`)."""
+    from livemodel.wiring import connect as _connect
+
+    return _connect(settings)
+
+
+def register(
+    name: str,
+    model: Any,
+    data: pd.DataFrame,
+    *,
+    target: str,
+    validation: pd.DataFrame | None = None,
+    alias: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    description: str | None = None,
+) -> ModelVersion:
+    """Register ``model`` in the configured registry; see :meth:`Registry.register`."""
+    return connect().register(
+        name, model, data, target=target, validation=validation, alias=alias, tags=tags,
+        seed=seed, description=description,
+    )  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Registry":
+        from livemodel.registry.registry import Registry
+
+        return Registry
+    raise AttributeError(f"module 'livemodel' has no attribute {name!r}")

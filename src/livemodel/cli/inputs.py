@@ -1,0 +1,99 @@
+"""Reading what users point the CLI at: data files and model objects."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from livemodel.errors import InvalidInputError, ModelError
+
+_PARQUET_MAGIC = b"PAR1"
+MAX_FILE_BYTES = 20 * 2**30
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a frame; anything else is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"no such file: {str(path)!r}")
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidInputError(f"{str(path)!r} is empty")
+    if size > MAX_FILE_BYTES:
+        raise InvalidInputError(f"{str(path)!r} is larger than {MAX_FILE_BYTES // 2**30} GiB")
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    try:
+        if head.startswith(_PARQUET_MAGIC):
+            return pd.read_parquet(path)
+        if b"\x00" in head or path.suffix.lower() in (".parquet", ".pq"):
+            raise InvalidInputError(f"{str(path)!r} is not a CSV or Parquet file")
+        head.decode("utf-8")
+        return pd.read_csv(path)
+    except InvalidInputError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{str(path)!r} is not a UTF-8 CSV or Parquet file") from exc
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(f"cannot read {str(path)!r} as CSV or Parquet: {first}") from exc
+
+
+def load_model_object(spec: str) -> Any:
+    """``FILE`` (joblib/pickle), ``MODULE:ATTR`` or ``FILE.py:ATTR``.
+
+    ATTR may name an estimator or a zero-argument factory returning one.
+    """
+    target, sep, attr = spec.rpartition(":")
+    if sep and attr.isidentifier() and target:
+        module = _import(target)
+        try:
+            obj = getattr(module, attr)
+        except AttributeError as exc:
+            raise InvalidInputError(f"{target!r} has no attribute {attr!r}") from exc
+        if callable(obj) and not callable(getattr(obj, "predict", None)):
+            try:
+                obj = obj()
+            except Exception as exc:  # noqa: BLE001 - user code
+                raise ModelError(f"calling {spec!r} failed: {type(exc).__name__}: {exc}") from exc
+        return obj
+    path = Path(spec)
+    if not path.is_file():
+        raise InvalidInputError(
+            f"--model {spec!r} is neither a model file nor MODULE:ATTR (e.g. mypkg.models:pipeline)"
+        )
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - unpickling can raise anything
+        raise InvalidInputError(f"{spec!r} is not a pickled or joblib model: {exc}") from exc
+
+
+def _import(target: str) -> Any:
+    try:
+        if target.endswith(".py"):
+            file = Path(target)
+            if not file.is_file():
+                raise InvalidInputError(f"no such file: {target!r}")
+            module_spec = importlib.util.spec_from_file_location(file.stem, file)
+            if module_spec is None or module_spec.loader is None:
+                raise InvalidInputError(f"cannot import {target!r}")
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+            return module
+        # Users name modules of their own project, relative to where they run the command.
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        return importlib.import_module(target)
+    except InvalidInputError:
+        raise
+    except ImportError as exc:
+        raise InvalidInputError(f"cannot import {target!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - user code
+        raise ModelError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc

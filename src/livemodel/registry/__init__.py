@@ -1,0 +1,1 @@
+"""Model versions, aliases, lineage and the audit log."""

@@ -1,0 +1,212 @@
+"""The model registry: immutable numbered versions, movable aliases, an audit trail.
+
+>>> import livemodel                                             # doctest: +SKIP
+>>> reg = livemodel.connect()                                    # doctest: +SKIP
+>>> v = reg.register("flights", model, train, target="late")     # doctest: +SKIP
+>>> reg.set_alias("flights", "production", v.version)            # doctest: +SKIP
+>>> reg.load("flights@production").model.predict(rows)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from livemodel.errors import InvalidInputError, SchemaError
+from livemodel.registry import lineage
+from livemodel.registry.model_io import FORMAT, check_model, dump_model, load_model, predict_outputs
+from livemodel.registry.reference import Reference, build_reference, load_reference, save_reference
+from livemodel.registry.refs import ModelRef, check_alias, check_name
+from livemodel.registry.version import LoadedModel, ModelVersion
+from livemodel.schema.signature import Signature, infer_signature
+from livemodel.store.artifacts import ArtifactStore
+from livemodel.store.metadata import AuditEvent, MetadataStore, ModelSummary
+
+_MAX_TEXT = 2_000
+
+
+class Registry:
+    """Registers, finds and loads model versions; moves aliases with an audit trail."""
+
+    def __init__(self, metadata: MetadataStore, artifacts: ArtifactStore, *, actor: str) -> None:
+        self.metadata = metadata
+        self.artifacts = artifacts
+        self.actor = actor
+
+    # -- writing ------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        model: Any,
+        data: pd.DataFrame,
+        *,
+        target: str,
+        validation: pd.DataFrame | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        description: str | None = None,
+        task: str | None = None,
+        code_dir: str | Path | None = None,
+        data_source: str | None = None,
+    ) -> ModelVersion:
+        """Store a fitted estimator with what it was trained on and return its new version.
+
+        ``data`` is the training frame including the ``target`` column. With ``validation``
+        (same columns), holdout metrics are recorded and the reference sample is drawn from it.
+        """
+        check_name(name)
+        if alias is not None:
+            check_alias(alias)
+        _check_frame(data, "training")
+        if validation is not None:
+            _check_frame(validation, "validation")
+        check_model(model)
+        signature = infer_signature(data, target, task=task)
+        features = list(signature.names)
+        if validation is not None:
+            missing = [c for c in (*features, target) if c not in validation.columns]
+            if missing:
+                raise SchemaError(f"the validation frame lacks columns {missing[:5]}")
+        predict_outputs(model, data[features].head(5), _kind(signature))
+
+        reference = build_reference(model, signature, data, validation, seed=seed or 0)
+        reference_info = save_reference(
+            reference, self.artifacts, source="validation" if validation is not None else "training"
+        )
+        artifact = self.artifacts.put(dump_model(model))
+        lineage_info = {
+            "data": {
+                "fingerprint": lineage.data_fingerprint(data),
+                "rows": len(data),
+                "columns": len(data.columns),
+                "source": data_source,
+                "validation_fingerprint": (
+                    lineage.data_fingerprint(validation) if validation is not None else None
+                ),
+            },
+            "code": lineage.git_state(Path(code_dir) if code_dir else Path.cwd()),
+            "estimator": lineage.estimator_params(model),
+            "environment": lineage.environment(model),
+            "seed": seed,
+        }
+        metrics = _holdout_metrics(model, signature, validation) if validation is not None else {}
+        number = self.metadata.add_version(
+            name,
+            actor=self.actor,
+            description=_text(description),
+            artifact={**artifact.to_dict(), "format": FORMAT},
+            signature=signature.to_dict(),
+            reference=reference_info,
+            lineage=lineage_info,
+            metrics=metrics,
+            tags={str(k): lineage.json_safe(v) for k, v in (tags or {}).items()},
+        )
+        if alias is not None:
+            self.metadata.set_alias(name, alias, number, actor=self.actor, reason="registered")
+        return self.get(ModelRef(name, version=number))
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> int | None:
+        """Point ``alias`` at ``version``; returns the version it pointed at before."""
+        check_name(name)
+        check_alias(alias)
+        return self.metadata.set_alias(
+            name, alias, version, actor=self.actor, reason=_text(reason)
+        )
+
+    def rollback(
+        self, name: str, alias: str = "production", *, reason: str | None = None
+    ) -> tuple[int, int]:
+        """Move ``alias`` back to where it pointed before; returns (from, to)."""
+        check_name(name)
+        check_alias(alias)
+        return self.metadata.rollback_alias(name, alias, actor=self.actor, reason=_text(reason))
+
+    def record_event(
+        self, name: str, action: str, *, reason: str | None = None, details: Mapping[str, Any] | None = None
+    ) -> None:
+        self.metadata.record_event(name, action, actor=self.actor, reason=_text(reason), details=details)
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, ref: str | ModelRef) -> ModelVersion:
+        """The version named by ``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` (NAME: latest)."""
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        return ModelVersion.from_record(self.metadata.get_version(ref.name, self._number(ref)))
+
+    def load(self, ref: str | ModelRef) -> LoadedModel:
+        """Deserialize a version's estimator after verifying its SHA-256."""
+        version = self.get(ref)
+        return LoadedModel(version=version, model=load_model(self.artifacts.get(version.artifact)))
+
+    def reference(self, ref: str | ModelRef) -> Reference:
+        return load_reference(dict(self.get(ref).reference), self.artifacts)
+
+    def models(self) -> list[ModelSummary]:
+        return self.metadata.list_models()
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        return [ModelVersion.from_record(r) for r in self.metadata.list_versions(check_name(name))]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        return self.metadata.aliases(check_name(name))
+
+    def audit(self, name: str | None = None, *, limit: int | None = None) -> list[AuditEvent]:
+        return self.metadata.audit(check_name(name) if name is not None else None, limit=limit)
+
+    def _number(self, ref: ModelRef) -> int:
+        if ref.version is not None:
+            return ref.version
+        if ref.alias is not None:
+            return self.metadata.resolve_alias(ref.name, ref.alias)
+        return self.metadata.latest_version(ref.name)
+
+
+def _check_frame(frame: object, what: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInputError(f"the {what} data must be a pandas DataFrame, not {type(frame).__name__}")
+    if frame.empty:
+        raise SchemaError(f"the {what} frame is empty")
+
+
+def _kind(signature: Signature) -> str | None:
+    return signature.task.kind if signature.task is not None else None
+
+
+def _holdout_metrics(model: Any, signature: Signature, validation: pd.DataFrame) -> dict[str, Any]:
+    from livemodel.stats.metrics import realized_metrics
+
+    task = signature.task
+    if task is None:
+        return {}
+    outputs = predict_outputs(model, validation[list(signature.names)], task.kind)
+    y_true = validation[task.target].to_numpy()
+    proba_cols = [c for c in outputs.columns if c.startswith("proba_")]
+    y_proba = outputs[proba_cols].to_numpy() if proba_cols else None
+    if task.kind == "binary" and y_proba is not None:
+        y_proba = y_proba[:, -1]
+    values = realized_metrics(
+        task.kind,  # type: ignore[arg-type]
+        y_true,
+        y_pred=outputs["prediction"].to_numpy(),
+        y_proba=y_proba,
+        classes=list(task.classes) if task.classes else None,
+    )
+    return {
+        "holdout": {
+            name: {"value": m.value, "n": m.n, "reason": m.reason} for name, m in values.items()
+        },
+        "holdout_rows": len(validation),
+    }
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError("reasons and descriptions must be text")
+    if len(value) > _MAX_TEXT:
+        raise InvalidInputError(f"text longer than {_MAX_TEXT} characters")
+    return value
