@@ -1,0 +1,338 @@
+"""Validate a request batch against a model signature, vectorized over columns.
+
+:func:`validate` builds one frame from the batch (JSON records go through a single
+``pd.DataFrame(records, dtype=object)`` call, which keeps every Python value as sent),
+then checks each signature column with vectorized operations (see
+:mod:`livemodel.schema.coercion` for the type rules). The result carries a frame ready
+for ``model.predict`` (signature order and dtypes, unexpected columns dropped, wrong-type
+cells null), a per-row ``valid`` mask, counts for metrics and, built only when asked for,
+one :class:`Violation` per problem.
+
+Decisions worth knowing:
+
+* A column missing from the batch makes **every** row invalid (each row lacks a value)
+  and is one violation with ``row=None``. An unexpected column is also a ``row=None``
+  violation, but it is dropped from the frame and does **not** make rows invalid; nor
+  does the signature's target column, which is dropped silently (labelled windows).
+* In JSON records a key absent from one record is a null in that row.
+* ``tolerance`` widens ``[min, max]`` by that fraction of the training range on each
+  side (only for columns with both bounds).
+
+>>> import pandas as pd
+>>> from livemodel.schema.signature import infer_signature
+>>> sig = infer_signature(pd.DataFrame({"x": [1, 5], "c": ["a", "b"]}))
+>>> result = validate(sig, [{"x": 3, "c": "a"}, {"x": 9, "c": "z", "extra": 1}])
+>>> result.valid.tolist(), result.row_flags(1)
+([True, False], ['out_of_range:x', 'unseen_category:c'])
+>>> result.summary(limit=1)
+"3 problems (1 of 2 rows invalid): unexpected column 'extra'; and 2 more"
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from livemodel.errors import InvalidInputError
+from livemodel.schema.coercion import BoolArray, ColumnCheck, check_column, missing_column
+from livemodel.schema.signature import ColumnType, Signature
+
+__all__ = ["ValidationResult", "Violation", "ViolationKind", "validate"]
+
+
+class ViolationKind(StrEnum):
+    MISSING_COLUMN = "missing_column"
+    UNEXPECTED_COLUMN = "unexpected_column"
+    WRONG_TYPE = "wrong_type"
+    NULL = "null"
+    OUT_OF_RANGE = "out_of_range"
+    UNSEEN_CATEGORY = "unseen_category"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One problem: a cell (``row`` is its position in the batch) or a whole column."""
+
+    row: int | None
+    column: str
+    kind: ViolationKind
+    message: str
+
+
+_CELL_KINDS = (
+    ViolationKind.NULL,
+    ViolationKind.WRONG_TYPE,
+    ViolationKind.OUT_OF_RANGE,
+    ViolationKind.UNSEEN_CATEGORY,
+)
+_NOUNS = {
+    ViolationKind.NULL: ("null value", "null values"),
+    ViolationKind.WRONG_TYPE: ("value of the wrong type", "values of the wrong type"),
+    ViolationKind.OUT_OF_RANGE: ("value out of range", "values out of range"),
+    ViolationKind.UNSEEN_CATEGORY: ("unseen category", "unseen categories"),
+}
+
+
+def _cell_mask(check: ColumnCheck, kind: ViolationKind) -> BoolArray:
+    if kind is ViolationKind.NULL:
+        return check.null_violation
+    if kind is ViolationKind.WRONG_TYPE:
+        return check.wrong_type
+    if kind is ViolationKind.OUT_OF_RANGE:
+        return check.out_of_range
+    return check.unseen
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationResult:
+    """Outcome of :func:`validate`; ``checks`` holds the per-column masks quality reuses."""
+
+    frame: pd.DataFrame
+    valid: BoolArray
+    counts: dict[tuple[str, ViolationKind], int]
+    checks: tuple[ColumnCheck, ...]
+    unexpected_columns: tuple[str, ...]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.valid)
+
+    @property
+    def n_violations(self) -> int:
+        return sum(self.counts.values())
+
+    @cached_property
+    def violations(self) -> tuple[Violation, ...]:
+        """Column problems first, then cell problems by row and signature column order."""
+        found = [
+            Violation(None, c.schema.name, ViolationKind.MISSING_COLUMN, _missing(c.schema.name))
+            for c in self.checks
+            if not c.present
+        ]
+        found += [
+            Violation(None, name, ViolationKind.UNEXPECTED_COLUMN, _unexpected(name))
+            for name in self.unexpected_columns
+        ]
+        rows, cols, kinds = [], [], []
+        for col_index, check in enumerate(self.checks):
+            for kind_index, kind in enumerate(_CELL_KINDS):
+                hit = np.flatnonzero(_cell_mask(check, kind))
+                rows.append(hit)
+                cols.append(np.full(hit.size, col_index))
+                kinds.append(np.full(hit.size, kind_index))
+        if rows:
+            row_at, col_at, kind_at = (np.concatenate(a) for a in (rows, cols, kinds))
+            for i in np.lexsort((kind_at, col_at, row_at)):
+                check, r = self.checks[col_at[i]], int(row_at[i])
+                cell_kind = _CELL_KINDS[kind_at[i]]
+                message = f"row {r}: {_cell_message(check, cell_kind, r)}"
+                found.append(Violation(r, check.schema.name, cell_kind, message))
+        return tuple(found)
+
+    def row_flags(self, i: int) -> list[str]:
+        """Short codes for row ``i``, e.g. ``["null:dep_delay", "out_of_range:distance"]``."""
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            raise InvalidInputError(f"row index must be an int, got {type(i).__name__}")
+        if not 0 <= i < self.n_rows:
+            raise InvalidInputError(f"row {i} is outside this batch of {self.n_rows} rows")
+        flags = []
+        for check in self.checks:
+            name = check.schema.name
+            if not check.present:
+                flags.append(f"{ViolationKind.MISSING_COLUMN}:{name}")
+                continue
+            flags += [f"{kind}:{name}" for kind in _CELL_KINDS if _cell_mask(check, kind)[i]]
+        return flags
+
+    def summary(self, limit: int = 5) -> str:
+        """At most ``limit`` problems, one per column and kind, in one human line."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError(f"limit must be a non-negative int, got {limit!r}")
+        total = self.n_violations
+        if total == 0:
+            return "no problems"
+        groups = [_missing(c.schema.name) for c in self.checks if not c.present]
+        groups += [_unexpected(name) for name in self.unexpected_columns]
+        for check in self.checks:
+            for kind in _CELL_KINDS:
+                count = self.counts.get((check.schema.name, kind), 0)
+                if count and len(groups) < limit + 1:
+                    first = int(np.argmax(_cell_mask(check, kind)))
+                    noun = _NOUNS[kind][count != 1]
+                    detail = _cell_message(check, kind, first, with_column=False)
+                    name = _short(check.schema.name)
+                    groups.append(f"column {name}: {count} {noun} (row {first}: {detail})")
+        n_groups = sum(1 for c in self.checks if not c.present) + len(self.unexpected_columns)
+        n_groups += sum(1 for (_, kind) in self.counts if kind in _CELL_KINDS)
+        invalid = int((~self.valid).sum())
+        head = f"{total} problem{'s' if total != 1 else ''} "
+        head += f"({invalid} of {self.n_rows} rows invalid)"
+        if limit == 0:
+            return head
+        text = head + ": " + "; ".join(groups[:limit])
+        return text + (f"; and {n_groups - limit} more" if n_groups > limit else "")
+
+
+def validate(
+    signature: Signature,
+    batch: pd.DataFrame | list[dict[str, Any]],
+    *,
+    tolerance: float = 0.0,
+) -> ValidationResult:
+    """Check ``batch`` against ``signature``; never raises for bad *values*, only for a
+    malformed batch (not a frame or list of dicts, empty, non-string or duplicate names):
+    :class:`InvalidInputError`.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+        raise InvalidInputError(f"tolerance must be a number, got {type(tolerance).__name__}")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise InvalidInputError(f"tolerance must be finite and >= 0, got {tolerance}")
+    frame = _as_frame(batch)
+    n = len(frame)
+    present = set(frame.columns)
+    checks = tuple(
+        check_column(col, frame[col.name], tolerance)
+        if col.name in present
+        else missing_column(col, n)
+        for col in signature.columns
+    )
+    ignored = set(signature.names)
+    if signature.task is not None:
+        ignored.add(signature.task.target)
+    unexpected = tuple(name for name in frame.columns if name not in ignored)
+
+    coerced = pd.DataFrame({c.schema.name: c.values for c in checks}, index=pd.RangeIndex(n))
+    coerced.index = frame.index
+    invalid = np.zeros(n, dtype=np.bool_)
+    counts: dict[tuple[str, ViolationKind], int] = {}
+    for check in checks:
+        name = check.schema.name
+        invalid |= check.any_violation
+        if not check.present:
+            counts[(name, ViolationKind.MISSING_COLUMN)] = 1
+            continue
+        for kind in _CELL_KINDS:
+            count = int(_cell_mask(check, kind).sum())
+            if count:
+                counts[(name, kind)] = count
+    for name in unexpected:
+        counts[(name, ViolationKind.UNEXPECTED_COLUMN)] = 1
+    return ValidationResult(coerced, ~invalid, counts, checks, unexpected)
+
+
+def _as_frame(batch: Any) -> pd.DataFrame:
+    if isinstance(batch, pd.DataFrame):
+        frame = batch
+    elif isinstance(batch, list | tuple):
+        frame = _records_frame(batch)
+    else:
+        raise InvalidInputError(
+            f"a batch must be a DataFrame or a list of records, got {type(batch).__name__}"
+        )
+    if len(frame) == 0:
+        raise InvalidInputError("empty batch: there are no rows to validate")
+    names = list(frame.columns)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad or isinstance(frame.columns, pd.MultiIndex):
+        shown = _short(bad[0] if bad else names[0])
+        raise InvalidInputError(f"column names must be strings, got {shown}")
+    if frame.columns.has_duplicates:
+        dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise InvalidInputError(f"duplicate column names in batch: {_short(dupes)}")
+    return frame
+
+
+def _records_frame(records: list[Any] | tuple[Any, ...]) -> pd.DataFrame:
+    if len(records) == 0:
+        raise InvalidInputError("empty batch: there are no records to validate")
+    if not set(map(type, records)) <= {dict}:
+        i, record = next((i, r) for i, r in enumerate(records) if not isinstance(r, dict))
+        if not isinstance(record, dict):
+            raise InvalidInputError(
+                f"record {i} is a {type(record).__name__}, not a JSON object (dict)"
+            )
+    try:
+        # dtype=object keeps every value exactly as sent: no int->float, no bool->object
+        # surprises; the column checks then classify the cells themselves.
+        frame = pd.DataFrame(list(records), dtype=object)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"records cannot form a table: {exc}") from exc
+    # The columns are the union of the keys: checking them avoids a loop over records.
+    if not all(isinstance(name, str) for name in frame.columns):
+        for i, record in enumerate(records):
+            key = next((k for k in record if not isinstance(k, str)), None)
+            if key is not None:
+                raise InvalidInputError(f"record {i} has a non-string key {_short(key)}")
+    return frame
+
+
+_EXPECTED = {
+    ColumnType.INTEGER: "an integer",
+    ColumnType.FLOAT: "a number",
+    ColumnType.BOOLEAN: "true or false",
+    ColumnType.CATEGORICAL: "a string",
+    ColumnType.DATETIME: "an ISO-8601 datetime",
+}
+
+
+def _missing(name: str) -> str:
+    return f"column {_short(name)} is missing"
+
+
+def _unexpected(name: str) -> str:
+    return f"unexpected column {_short(name)}"
+
+
+def _cell_message(
+    check: ColumnCheck, kind: ViolationKind, row: int, with_column: bool = True
+) -> str:
+    schema = check.schema
+    prefix = f"column {_short(schema.name)}: " if with_column else ""
+    value = check.source.iloc[row]
+    if kind is ViolationKind.NULL:
+        return f"{prefix}value is null but was never null in training"
+    if kind is ViolationKind.WRONG_TYPE:
+        return f"{prefix}expected {_EXPECTED[schema.type]}, got {_described(value)}"
+    if kind is ViolationKind.UNSEEN_CATEGORY:
+        return f"{prefix}{_short(value)} was not seen in training"
+    lo = "-inf" if schema.min is None else f"{schema.min:g}"
+    hi = "inf" if schema.max is None else f"{schema.max:g}"
+    if schema.type is ColumnType.DATETIME:
+        lo = "-inf" if schema.min is None else _iso(schema.min)
+        hi = "inf" if schema.max is None else _iso(schema.max)
+    return f"{prefix}{_short(value)} is outside the training range [{lo}, {hi}]"
+
+
+def _iso(seconds: float) -> str:
+    return pd.Timestamp(seconds, unit="s", tz="UTC").isoformat()
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 40
+_REPR.maxother = 40
+_REPR.maxlevel = 2
+
+
+def _short(value: Any) -> str:
+    """A bounded repr of a user value: long strings, deep nesting and huge ints are cut."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        # repr() of a 5000-digit int raises ValueError (int max str digits) or is huge.
+        return f"<{value.bit_length()}-bit integer>"
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        return _REPR.repr(value)
+    except Exception:  # a user object's __repr__ may raise anything; never crash on it
+        return f"<{type(value).__name__}>"
+
+
+def _described(value: Any) -> str:
+    name = type(value).__name__
+    return f"{name} {_short(value)}" if not isinstance(value, dict | list) else name
