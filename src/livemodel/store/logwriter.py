@@ -1,0 +1,461 @@
+"""Durable, group-committed writer of log segments, and :class:`PredictionLog`.
+
+Durability: ``append`` returns only after its records were handed to the operating
+system by ``write()`` on a segment opened with ``O_APPEND`` (so a SIGKILL of the process
+loses nothing acknowledged); with ``LogOptions(fsync=True)`` the segment is also
+``fdatasync``-ed first (so power loss loses nothing acknowledged).
+
+Group commit: one writer thread per log object owns the files. Callers encode their
+records (validation errors surface before anything is queued), add the bytes to the
+*open batch* and wait; the writer thread takes the whole open batch, writes it with one
+``write()`` per model segment, then wakes every caller of that batch. While it writes,
+the next batch fills, so under contention many appends share one syscall, and an
+``append`` never returns before its own records are written.
+
+Back-pressure: bytes queued or being written are capped by ``max_pending_bytes``. A
+caller that does not fit waits (thread) or awaits (task) up to ``timeout_s``, then gets
+``StoreError("prediction log is saturated")``; nothing it passed was queued. A batch is
+admitted into an empty queue even when it alone exceeds the cap.
+
+If a write fails (disk full, I/O error) every caller of that batch gets ``StoreError``
+(their records may or may not be on disk) and the segment is abandoned, so a partial
+line can only ever be a segment's last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeAlias
+
+from livemodel.errors import InvalidInputError, StoreError
+from livemodel.store.logsegments import (
+    CLOSED_SUFFIX,
+    OPEN_SUFFIX,
+    compact_segment,
+    fsync_path,
+    local_root,
+    segment_stem,
+)
+from livemodel.store.predlog import PREDICTIONS, PredictionRecord, prediction_line
+
+_log = logging.getLogger(__name__)
+_MiB = 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """Settings of a prediction or label log writer."""
+
+    fsync: bool = False
+    max_pending_bytes: int = 16 * _MiB
+    timeout_s: float = 5.0
+    max_segment_bytes: int = 64 * _MiB
+    max_segment_age_s: float = 3600.0
+    compact: bool = True  # compact closed segments to Parquet in a background thread
+
+    def __post_init__(self) -> None:
+        for name in ("max_pending_bytes", "max_segment_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"LogOptions.{name} must be a positive int: {value!r}")
+        for name in ("timeout_s", "max_segment_age_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise InvalidInputError(f"LogOptions.{name} must be a positive number: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Counters since the writer was created (``write_calls`` counts ``write()`` syscalls)."""
+
+    appends: int = 0
+    records: int = 0
+    batches: int = 0
+    write_calls: int = 0
+    fsyncs: int = 0
+    bytes_written: int = 0
+    segments: int = 0
+    saturated: int = 0
+    failed_batches: int = 0
+
+
+_Failure: TypeAlias = tuple[str, BaseException] | None
+_Waiter: TypeAlias = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class _Batch:
+    __slots__ = ("appends", "async_waiters", "chunks", "done", "failure", "nbytes", "nrecords")
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, list[bytes]] = {}
+        self.nbytes = self.nrecords = self.appends = 0
+        self.done = False
+        self.failure: _Failure = None
+        self.async_waiters: list[_Waiter] = []
+
+
+class _OpenSegment:
+    """An ``.open.jsonl`` file written with ``O_APPEND``; renamed to ``.jsonl`` on close."""
+
+    def __init__(self, directory: Path, stem: str, fsync: bool) -> None:
+        _make_dirs(directory, fsync)
+        self.path = directory / (stem + OPEN_SUFFIX)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self.fd = os.open(self.path, flags, 0o644)
+        if fsync:
+            fsync_path(directory)
+        self.stem, self.fsync, self.size, self.opened = stem, fsync, 0, time.monotonic()
+
+    def write(self, data: bytes) -> int:
+        """Write all of ``data``; return the number of ``write()`` calls it took."""
+        view, calls = memoryview(data), 0
+        while view:
+            view = view[os.write(self.fd, view) :]
+            calls += 1
+        self.size += len(data)
+        return calls
+
+    def close(self) -> Path:
+        os.close(self.fd)
+        closed = self.path.with_name(self.stem + CLOSED_SUFFIX)
+        self.path.rename(closed)
+        if self.fsync:
+            fsync_path(closed.parent)
+        return closed
+
+
+def _make_dirs(directory: Path, fsync: bool) -> None:
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        if fsync:
+            fsync_path(path.parent)
+
+
+class GroupCommitWriter:
+    """Appends encoded lines to per-model segments of one kind, with group commit.
+
+    The building block of :class:`PredictionLog` and ``LabelLog``; ``chunks`` map a
+    model name (already validated) to complete JSON lines.
+    """
+
+    def __init__(self, root: Path, kind: str, options: LogOptions, what: str) -> None:
+        self._root, self._kind, self._options, self._what = root, kind, options, what
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer thread waits here
+        self._done = threading.Condition(self._lock)  # callers wait here (room, completion)
+        self._batch: _Batch | None = None
+        self._pending = 0
+        self._room_waiters: list[_Waiter] = []
+        self._counts: Counter[str] = Counter()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._compactor = _Compactor(kind) if options.compact else None
+        self._segments: dict[str, _OpenSegment] = {}  # touched by the writer thread only
+        self._token, self._seq, self._pid = os.urandom(3).hex(), 0, os.getpid()
+
+    def submit(self, chunks: Mapping[str, bytes], nrecords: int) -> None:
+        """Queue lines and block until they are written (or raise ``StoreError``)."""
+        nbytes = sum(len(c) for c in chunks.values())
+        with self._lock:
+            self._check_usable()
+            deadline = time.monotonic() + self._options.timeout_s
+            while not self._has_room(nbytes):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._saturated()
+                self._done.wait(remaining)
+                self._check_usable()
+            batch = self._enqueue(chunks, nbytes, nrecords)
+            while not batch.done:
+                self._done.wait()
+        _raise_failure(batch.failure)
+
+    async def submit_async(self, chunks: Mapping[str, bytes], nrecords: int) -> None:
+        """Like :meth:`submit`, awaiting instead of blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        nbytes = sum(len(c) for c in chunks.values())
+        deadline = loop.time() + self._options.timeout_s
+        while True:
+            with self._lock:
+                self._check_usable()
+                if self._has_room(nbytes):
+                    batch = self._enqueue(chunks, nbytes, nrecords)
+                    done: asyncio.Future[None] = loop.create_future()
+                    batch.async_waiters.append((loop, done))
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise self._saturated()
+                room: asyncio.Future[None] = loop.create_future()
+                self._room_waiters.append((loop, room))
+            try:
+                await asyncio.wait_for(room, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                with self._lock:
+                    if (loop, room) in self._room_waiters:
+                        self._room_waiters.remove((loop, room))
+        await done
+
+    def stats(self) -> WriterStats:
+        with self._lock:
+            return WriterStats(**self._counts)
+
+    def close(self) -> None:
+        """Write what is queued, close (rename) open segments, finish compaction."""
+        with self._lock:
+            self._closing = True
+            self._work.notify()
+            self._done.notify_all()
+            room, self._room_waiters = self._room_waiters, []
+            thread = self._thread
+        for loop, fut in room:
+            _settle_threadsafe(loop, fut, None)
+        if thread is not None:
+            thread.join()
+        if self._compactor is not None:
+            self._compactor.close()
+
+    # -- callers' side, under self._lock ------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closing:
+            raise StoreError(f"{self._what} is closed")
+        if os.getpid() != self._pid:
+            raise StoreError(f"{self._what} was created before fork(); create one per process")
+
+    def _has_room(self, nbytes: int) -> bool:
+        return self._pending == 0 or self._pending + nbytes <= self._options.max_pending_bytes
+
+    def _saturated(self) -> StoreError:
+        self._counts["saturated"] += 1
+        return StoreError(
+            f"{self._what} is saturated: {self._pending} bytes pending "
+            f"(cap {self._options.max_pending_bytes}) for {self._options.timeout_s} s"
+        )
+
+    def _enqueue(self, chunks: Mapping[str, bytes], nbytes: int, nrecords: int) -> _Batch:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"{self._what}", daemon=True)
+            self._thread.start()
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+        for model, data in chunks.items():
+            batch.chunks.setdefault(model, []).append(data)
+        batch.nbytes += nbytes
+        batch.nrecords += nrecords
+        batch.appends += 1
+        self._pending += nbytes
+        self._work.notify()
+        return batch
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        tick = min(max(self._options.max_segment_age_s / 4, 0.05), 60.0)
+        while True:
+            with self._lock:
+                if self._batch is None and not self._closing:
+                    self._work.wait(tick)
+                batch, self._batch = self._batch, None
+                closing = self._closing
+            if batch is not None:
+                self._commit(batch)
+                continue
+            self._rotate(aged_only=not closing)
+            if closing:
+                return
+
+    def _commit(self, batch: _Batch) -> None:
+        counts: Counter[str] = Counter()
+        failure: _Failure = None
+        try:
+            for model, parts in batch.chunks.items():
+                self._write(model, b"".join(parts), counts)
+        except Exception as exc:  # any failure must reach the callers
+            failure = (f"cannot write {self._what}: {exc}", exc)
+            counts["failed_batches"] += 1
+        else:
+            counts.update(appends=batch.appends, records=batch.nrecords, batches=1)
+        with self._lock:
+            batch.failure, batch.done = failure, True
+            self._pending -= batch.nbytes
+            self._counts.update(counts)
+            self._done.notify_all()
+            room, self._room_waiters = self._room_waiters, []
+        for loop, fut in batch.async_waiters:
+            _settle_threadsafe(loop, fut, failure)
+        for loop, fut in room:
+            _settle_threadsafe(loop, fut, None)
+
+    def _write(self, model: str, data: bytes, counts: Counter[str]) -> None:
+        seg = self._segments.get(model)
+        options = self._options
+        if seg is not None and seg.size > 0:
+            too_big = seg.size + len(data) > options.max_segment_bytes
+            if too_big or time.monotonic() - seg.opened >= options.max_segment_age_s:
+                self._close_segment(model)
+                seg = None
+        if seg is None:
+            self._seq += 1
+            stem = segment_stem(os.getpid(), time.time_ns() // 1000, self._token, self._seq)
+            seg = self._segments[model] = _OpenSegment(
+                self._root / model / self._kind, stem, options.fsync
+            )
+            counts["segments"] += 1
+        try:
+            counts["write_calls"] += seg.write(data)
+            if options.fsync:
+                os.fdatasync(seg.fd)
+                counts["fsyncs"] += 1
+        except OSError:
+            # Abandon the segment: a partial line may now end it, so never append after it.
+            del self._segments[model]
+            os.close(seg.fd)
+            raise
+        counts["bytes_written"] += len(data)
+
+    def _rotate(self, *, aged_only: bool) -> None:
+        now = time.monotonic()
+        for model, seg in list(self._segments.items()):
+            if not aged_only or now - seg.opened >= self._options.max_segment_age_s:
+                self._close_segment(model)
+
+    def _close_segment(self, model: str) -> None:
+        seg = self._segments.pop(model)
+        try:
+            closed = seg.close()
+        except OSError:
+            _log.exception("cannot close log segment %s; left as .open", seg.path)
+            return
+        if self._compactor is not None:
+            self._compactor.submit(closed)
+
+
+def _raise_failure(failure: _Failure) -> None:
+    if failure is not None:
+        message, cause = failure
+        raise StoreError(message) from cause
+
+
+def _settle(fut: asyncio.Future[None], failure: _Failure) -> None:
+    if fut.done():  # the awaiting task was cancelled
+        return
+    if failure is None:
+        fut.set_result(None)
+    else:
+        error = StoreError(failure[0])
+        error.__cause__ = failure[1]
+        fut.set_exception(error)
+
+
+def _settle_threadsafe(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], failure: _Failure
+) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+        loop.call_soon_threadsafe(_settle, fut, failure)
+
+
+class _Compactor:
+    """A background thread compacting closed segments to Parquet, one at a time."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, path: Path) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="log compactor", daemon=True)
+            self._thread.start()
+        self._queue.put(path)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while (path := self._queue.get()) is not None:
+            try:
+                compact_segment(path, self._kind)
+            except (StoreError, OSError):
+                _log.exception("cannot compact log segment %s; it stays JSON lines", path)
+
+
+def encode_by_model(lines: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
+    """Join encoded lines per model, keeping their order."""
+    parts: dict[str, list[bytes]] = {}
+    for model, line in lines:
+        parts.setdefault(model, []).append(line)
+    return {model: b"".join(p) for model, p in parts.items()}
+
+
+class PredictionLog:
+    """Durable, group-committed prediction log under ``<root>/<model>/predictions/``.
+
+    Safe to share between threads and asyncio tasks of one process; create one per
+    process (each writes its own segments). ``close()`` (or ``with``) flushes, closes
+    the segments and compacts them.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], options: LogOptions | None = None) -> None:
+        self.root = local_root(root)
+        self.options = options if options is not None else LogOptions()
+        self._writer = GroupCommitWriter(self.root, PREDICTIONS, self.options, "prediction log")
+
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        """Write ``records``; return once they are handed to the OS (fsynced if asked)."""
+        chunks, n = _encode(records)
+        if n:
+            self._writer.submit(chunks, n)
+
+    async def append_async(self, records: Sequence[PredictionRecord]) -> None:
+        """Like :meth:`append`, awaiting without blocking the event loop."""
+        chunks, n = _encode(records)
+        if n:
+            await self._writer.submit_async(chunks, n)
+
+    def stats(self) -> WriterStats:
+        return self._writer.stats()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _encode(records: Sequence[PredictionRecord]) -> tuple[dict[str, bytes], int]:
+    if isinstance(records, PredictionRecord) or not isinstance(records, Sequence):
+        raise InvalidInputError("append() takes a sequence of PredictionRecord")
+    lines = [prediction_line(r) for r in records]  # validates every record first
+    return encode_by_model([(r.model, line) for r, line in zip(records, lines, strict=True)]), len(
+        lines
+    )
