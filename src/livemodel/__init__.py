@@ -48,9 +48,16 @@ def register(
 ) -> ModelVersion:
     """Register ``model`` in the configured registry; see :meth:`Registry.register`."""
     return connect().register(
-        name, model, data, target=target, validation=validation, alias=alias, tags=tags,
-        seed=seed, description=description,
-    )  # fmt: skip
+        name,
+        model,
+        data,
+        target=target,
+        validation=validation,
+        alias=alias,
+        tags=tags,
+        seed=seed,
+        description=description,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -13,9 +13,15 @@ from livemodel.store.database import open_database
 from livemodel.store.metadata import MetadataStore
 
 FIELDS: dict[str, Any] = dict(
-    actor="tester", description=None, artifact={"key": "k"}, signature={"columns": []},
-    reference={}, lineage={"seed": 1}, metrics={}, tags={"team": "risk"},
-)  # fmt: skip
+    actor="tester",
+    description=None,
+    artifact={"key": "k"},
+    signature={"columns": []},
+    reference={},
+    lineage={"seed": 1},
+    metrics={},
+    tags={"team": "risk"},
+)
 
 
 @pytest.fixture
@@ -29,7 +35,12 @@ def test_versions_are_numbered_per_model(store: MetadataStore) -> None:
     assert [store.add_version("a", **FIELDS) for _ in range(3)] == [1, 2, 3]
     assert store.add_version("b", **FIELDS) == 1
     record = store.get_version("a", 2)
-    assert (record.name, record.version, record.tags, record.lineage) == ("a", 2, {"team": "risk"}, {"seed": 1})
+    assert (record.name, record.version, record.tags, record.lineage) == (
+        "a",
+        2,
+        {"team": "risk"},
+        {"seed": 1},
+    )
     assert record.created_at.tzinfo is not None
     assert [v.version for v in store.list_versions("a")] == [1, 2, 3]
     assert store.latest_version("a") == 3
@@ -69,7 +80,9 @@ def test_alias_moves_and_rollbacks_are_audited(store: MetadataStore) -> None:
         store.rollback_alias("m", "production", actor="ops")
     assert store.resolve_alias("m", "production") == 1
 
-    moves = [(e.action, e.alias, e.from_version, e.to_version, e.actor) for e in store.audit("m")][3:]
+    moves = [(e.action, e.alias, e.from_version, e.to_version, e.actor) for e in store.audit("m")][
+        3:
+    ]
     assert moves == [
         ("alias.set", "production", None, 1, "ann"),
         ("alias.set", "production", 1, 2, "bob"),
@@ -96,7 +109,11 @@ def test_free_form_events_are_kept_with_details(store: MetadataStore) -> None:
     store.add_version("m", **FIELDS)
     store.record_event("m", "gate.failed", actor="ctl", reason="worse", details={"auc": 0.61})
     event = store.audit("m")[-1]
-    assert (event.action, event.reason, dict(event.details)) == ("gate.failed", "worse", {"auc": 0.61})
+    assert (event.action, event.reason, dict(event.details)) == (
+        "gate.failed",
+        "worse",
+        {"auc": 0.61},
+    )
     with pytest.raises(NotFoundError):
         store.record_event("ghost", "x", actor="a")
 

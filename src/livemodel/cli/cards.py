@@ -54,14 +54,16 @@ def print_card(v: ModelVersion) -> None:
     data = v.lineage.get("data", {})
     lin.add_row(
         "training data",
-        f"{data.get('rows', '?'):,} rows × {data.get('columns', '?')} columns, "
+        f"{data.get('rows', '?'):,} rows x {data.get('columns', '?')} columns, "
         f"fingerprint {str(data.get('fingerprint', ''))[:16]}…"
         + (f" from {data['source']}" if data.get("source") else ""),
     )
     code = v.lineage.get("code")
     if code:
         dirty = " (dirty)" if code.get("dirty") else ""
-        lin.add_row("code", f"git {str(code.get('commit', ''))[:12]}{dirty} on {code.get('branch')}")
+        lin.add_row(
+            "code", f"git {str(code.get('commit', ''))[:12]}{dirty} on {code.get('branch')}"
+        )
     else:
         lin.add_row("code", "not in a git repository")
     est = v.lineage.get("estimator", {})
@@ -78,9 +80,13 @@ def print_card(v: ModelVersion) -> None:
 
     holdout: dict[str, Any] = dict(v.metrics.get("holdout", {}))
     if holdout:
-        metrics = Table("metric", "value", title=f"holdout metrics ({v.metrics.get('holdout_rows')} rows)")
+        metrics = Table(
+            "metric", "value", title=f"holdout metrics ({v.metrics.get('holdout_rows')} rows)"
+        )
         for name, m in holdout.items():
-            metrics.add_row(name, _num(m.get("value")) if m.get("value") is not None else m.get("reason", "-"))
+            metrics.add_row(
+                name, _num(m.get("value")) if m.get("value") is not None else m.get("reason", "-")
+            )
         console.print(metrics)
     ref = v.reference
     console.print(
@@ -90,12 +96,20 @@ def print_card(v: ModelVersion) -> None:
 
 
 def print_audit(name: str, events: Sequence[AuditEvent]) -> None:
-    table = Table("#", "when", "action", "alias", "from", "to", "actor", "reason", title=f"audit: {name}")
+    table = Table(
+        "#", "when", "action", "alias", "from", "to", "actor", "reason", title=f"audit: {name}"
+    )
     for e in events:
         table.add_row(
-            str(e.id), _time(e.at), e.action, e.alias or "", _opt(e.from_version),
-            _opt(e.to_version), e.actor, e.reason or "",
-        )  # fmt: skip
+            str(e.id),
+            _time(e.at),
+            e.action,
+            e.alias or "",
+            _opt(e.from_version),
+            _opt(e.to_version),
+            e.actor,
+            e.reason or "",
+        )
     console.print(table)
 
 

@@ -59,7 +59,7 @@ def load_model_object(spec: str) -> Any:
         if callable(obj) and not callable(getattr(obj, "predict", None)):
             try:
                 obj = obj()
-            except Exception as exc:  # noqa: BLE001 - user code
+            except Exception as exc:
                 raise ModelError(f"calling {spec!r} failed: {type(exc).__name__}: {exc}") from exc
         return obj
     path = Path(spec)
@@ -71,7 +71,7 @@ def load_model_object(spec: str) -> Any:
 
     try:
         return joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - unpickling can raise anything
+    except Exception as exc:
         raise InvalidInputError(f"{spec!r} is not a pickled or joblib model: {exc}") from exc
 
 
@@ -95,5 +95,5 @@ def _import(target: str) -> Any:
         raise
     except ImportError as exc:
         raise InvalidInputError(f"cannot import {target!r}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - user code
+    except Exception as exc:
         raise ModelError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc

@@ -12,4 +12,4 @@ console = Console(highlight=False, soft_wrap=True)
 
 def print_json(data: Any) -> None:
     # Plain print: rich would wrap or colour the JSON.
-    print(json.dumps(data, indent=2, sort_keys=False, default=str))  # noqa: T201
+    print(json.dumps(data, indent=2, sort_keys=False, default=str))

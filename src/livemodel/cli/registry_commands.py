@@ -12,7 +12,9 @@ from livemodel.cli.output import console, print_json
 from livemodel.errors import InvalidInputError
 
 models_app = typer.Typer(help="List registered models and show their cards.", no_args_is_help=True)
-alias_app = typer.Typer(help="Point aliases such as 'production' at versions.", no_args_is_help=True)
+alias_app = typer.Typer(
+    help="Point aliases such as 'production' at versions.", no_args_is_help=True
+)
 
 JSON = typer.Option(False, "--json", help="Print JSON for machines.")
 
@@ -38,9 +40,11 @@ def register(
     ),
     data: Path = typer.Option(..., "--data", help="Training data, CSV or Parquet."),
     target: str = typer.Option(..., "--target", help="Target column in the training data."),
-    validation: Path | None = typer.Option(None, "--validation", help="Holdout data (same columns)."),
+    validation: Path | None = typer.Option(
+        None, "--validation", help="Holdout data (same columns)."
+    ),
     alias: str | None = typer.Option(None, "--alias", help="Point this alias at the new version."),
-    tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE, repeatable."),  # noqa: B008
+    tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE, repeatable."),
     seed: int | None = typer.Option(None, "--seed", help="Seed used in training (recorded)."),
     description: str | None = typer.Option(None, "--description"),
     as_json: bool = JSON,
@@ -60,9 +64,17 @@ def register(
     estimator = _fitted(estimator, train, target)
     check_model(estimator)
     version = _registry().register(
-        name, estimator, train, target=target, validation=valid, alias=alias, tags=tags,
-        seed=seed, description=description, data_source=str(data),
-    )  # fmt: skip
+        name,
+        estimator,
+        train,
+        target=target,
+        validation=valid,
+        alias=alias,
+        tags=tags,
+        seed=seed,
+        description=description,
+        data_source=str(data),
+    )
     if as_json:
         print_json(version.to_dict())
     else:
@@ -145,10 +157,16 @@ def audit(
         print_json(
             [
                 {
-                    "id": e.id, "at": e.at.isoformat(), "action": e.action, "actor": e.actor,
-                    "alias": e.alias, "from": e.from_version, "to": e.to_version,
-                    "reason": e.reason, "details": dict(e.details),
-                }  # fmt: skip
+                    "id": e.id,
+                    "at": e.at.isoformat(),
+                    "action": e.action,
+                    "actor": e.actor,
+                    "alias": e.alias,
+                    "from": e.from_version,
+                    "to": e.to_version,
+                    "reason": e.reason,
+                    "details": dict(e.details),
+                }
                 for e in events
             ]
         )
@@ -185,6 +203,6 @@ def _fitted(estimator: Any, train: Any, target: str) -> Any:
     with console.status(f"fitting {type(estimator).__name__} on {len(train):,} rows"):
         try:
             estimator.fit(train.drop(columns=[target]), train[target])
-        except Exception as exc:  # noqa: BLE001 - user code
+        except Exception as exc:
             raise ModelError(f"fitting {type(estimator).__name__} failed: {exc}") from exc
     return estimator

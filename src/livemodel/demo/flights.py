@@ -35,7 +35,8 @@ def load_flights(months: Sequence[int] = (1, 2, 3)) -> pd.DataFrame:
         time=pd.to_datetime(frame["time_hour"], utc=True),
     )
     columns = ["time", *FEATURES, TARGET]
-    return frame[columns].sort_values("time", kind="stable").reset_index(drop=True)
+    ordered: pd.DataFrame = frame[columns].sort_values("time", kind="stable")
+    return ordered.reset_index(drop=True)
 
 
 def make_model(seed: int = 0) -> Any:

@@ -34,7 +34,9 @@ def check_model(model: object) -> None:
         try:
             check_is_fitted(model)
         except NotFittedError as exc:
-            raise ModelError(f"{type(model).__name__} is not fitted: fit it before registering") from exc
+            raise ModelError(
+                f"{type(model).__name__} is not fitted: fit it before registering"
+            ) from exc
         except TypeError:
             pass  # not a scikit-learn estimator; the smoke prediction will tell
 
@@ -52,7 +54,7 @@ def load_model(data: bytes) -> Any:
     """Unpickle verified bytes."""
     try:
         return joblib.load(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - unpickling can raise anything
+    except Exception as exc:
         raise IntegrityError(f"the model artifact cannot be deserialized: {exc}") from exc
 
 
@@ -66,8 +68,10 @@ def predict_outputs(model: Any, features: pd.DataFrame, task: str | None) -> pd.
             classes = list(getattr(model, "classes_", range(proba.shape[1])))
             for i, cls in enumerate(classes):
                 out[f"proba_{cls}"] = proba[:, i]
-    except Exception as exc:  # noqa: BLE001 - a user's model can raise anything
-        raise ModelError(f"{type(model).__name__} failed to predict: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise ModelError(
+            f"{type(model).__name__} failed to predict: {type(exc).__name__}: {exc}"
+        ) from exc
     if len(out) != len(features):
         raise ModelError(
             f"{type(model).__name__} returned {len(out)} predictions for {len(features)} rows"

@@ -109,13 +109,13 @@ class Registry:
             self.metadata.set_alias(name, alias, number, actor=self.actor, reason="registered")
         return self.get(ModelRef(name, version=number))
 
-    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> int | None:
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str | None = None
+    ) -> int | None:
         """Point ``alias`` at ``version``; returns the version it pointed at before."""
         check_name(name)
         check_alias(alias)
-        return self.metadata.set_alias(
-            name, alias, version, actor=self.actor, reason=_text(reason)
-        )
+        return self.metadata.set_alias(name, alias, version, actor=self.actor, reason=_text(reason))
 
     def rollback(
         self, name: str, alias: str = "production", *, reason: str | None = None
@@ -126,9 +126,16 @@ class Registry:
         return self.metadata.rollback_alias(name, alias, actor=self.actor, reason=_text(reason))
 
     def record_event(
-        self, name: str, action: str, *, reason: str | None = None, details: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        action: str,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
-        self.metadata.record_event(name, action, actor=self.actor, reason=_text(reason), details=details)
+        self.metadata.record_event(
+            name, action, actor=self.actor, reason=_text(reason), details=details
+        )
 
     # -- reading ------------------------------------------------------------------------
     def get(self, ref: str | ModelRef) -> ModelVersion:
@@ -166,7 +173,9 @@ class Registry:
 
 def _check_frame(frame: object, what: str) -> None:
     if not isinstance(frame, pd.DataFrame):
-        raise InvalidInputError(f"the {what} data must be a pandas DataFrame, not {type(frame).__name__}")
+        raise InvalidInputError(
+            f"the {what} data must be a pandas DataFrame, not {type(frame).__name__}"
+        )
     if frame.empty:
         raise SchemaError(f"the {what} frame is empty")
 
@@ -188,7 +197,7 @@ def _holdout_metrics(model: Any, signature: Signature, validation: pd.DataFrame)
     if task.kind == "binary" and y_proba is not None:
         y_proba = y_proba[:, -1]
     values = realized_metrics(
-        task.kind,  # type: ignore[arg-type]
+        task.kind,
         y_true,
         y_pred=outputs["prediction"].to_numpy(),
         y_proba=y_proba,

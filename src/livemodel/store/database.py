@@ -75,7 +75,9 @@ def _create_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
         if parsed.get_backend_name() == "postgresql":
-            return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            return sa.create_engine(
+                parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+            )
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise ConfigError(f"invalid database URL {_safe(url)}: {exc}") from exc
     raise ConfigError(

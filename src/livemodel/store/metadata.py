@@ -120,9 +120,7 @@ class MetadataStore:
             ).one_or_none()
             if row is None:
                 latest = self._latest(conn, model_id)
-                raise NotFoundError(
-                    f"model {name!r} has no version {version} (latest is {latest})"
-                )
+                raise NotFoundError(f"model {name!r} has no version {version} (latest is {latest})")
             names = tuple(
                 conn.execute(
                     sa.select(aliases.c.alias)
@@ -152,7 +150,9 @@ class MetadataStore:
                 sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.model_id == model_id)
             ):
                 by_version.setdefault(version, []).append(alias)
-        return [_version_record(name, r, tuple(sorted(by_version.get(r.version, [])))) for r in rows]
+        return [
+            _version_record(name, r, tuple(sorted(by_version.get(r.version, [])))) for r in rows
+        ]
 
     def list_models(self) -> list[ModelSummary]:
         stats = (
@@ -171,7 +171,9 @@ class MetadataStore:
         )
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-            alias_rows = conn.execute(sa.select(aliases.c.model_id, aliases.c.alias, aliases.c.version))
+            alias_rows = conn.execute(
+                sa.select(aliases.c.model_id, aliases.c.alias, aliases.c.version)
+            )
             by_model: dict[int, dict[str, int]] = {}
             for model_id, alias, version in alias_rows:
                 by_model.setdefault(model_id, {})[alias] = version
@@ -223,9 +225,16 @@ class MetadataStore:
             self._require_version(conn, name, model_id, version)
             previous = self._move(conn, model_id, alias, version)
             _event(
-                conn, name, "alias.set", actor, alias=alias, from_version=previous,
-                to_version=version, reason=reason, details=details,
-            )  # fmt: skip
+                conn,
+                name,
+                "alias.set",
+                actor,
+                alias=alias,
+                from_version=previous,
+                to_version=version,
+                reason=reason,
+                details=details,
+            )
         return previous
 
     def rollback_alias(
@@ -262,9 +271,15 @@ class MetadataStore:
             target = history[-1]
             self._move(conn, model_id, alias, target)
             _event(
-                conn, name, "alias.rollback", actor, alias=alias, from_version=current,
-                to_version=target, reason=reason,
-            )  # fmt: skip
+                conn,
+                name,
+                "alias.rollback",
+                actor,
+                alias=alias,
+                from_version=current,
+                to_version=target,
+                reason=reason,
+            )
         return int(current), target
 
     # -- audit ------------------------------------------------------------------------
@@ -278,10 +293,17 @@ class MetadataStore:
             rows = conn.execute(query).all()
         events = [
             AuditEvent(
-                id=r.id, at=_utc(r.at), model=r.model, action=r.action, actor=r.actor,
-                alias=r.alias, from_version=r.from_version, to_version=r.to_version,
-                reason=r.reason, details=r.details or {},
-            )  # fmt: skip
+                id=r.id,
+                at=_utc(r.at),
+                model=r.model,
+                action=r.action,
+                actor=r.actor,
+                alias=r.alias,
+                from_version=r.from_version,
+                to_version=r.to_version,
+                reason=r.reason,
+                details=r.details or {},
+            )
             for r in rows
         ]
         return events[-limit:] if limit else events
@@ -379,20 +401,34 @@ def _event(
 ) -> None:
     conn.execute(
         audit_events.insert().values(
-            at=at or _now(), model=model, action=action, actor=actor, alias=alias,
-            from_version=from_version, to_version=to_version, reason=reason,
+            at=at or _now(),
+            model=model,
+            action=action,
+            actor=actor,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            reason=reason,
             details=dict(details or {}),
-        )  # fmt: skip
+        )
     )
 
 
 def _version_record(name: str, row: Any, alias_names: Sequence[str]) -> VersionRecord:
     return VersionRecord(
-        name=name, version=row.version, created_at=_utc(row.created_at), actor=row.actor,
-        description=row.description, artifact=row.artifact, signature=row.signature,
-        reference=row.reference, lineage=row.lineage, metrics=row.metrics, tags=row.tags,
+        name=name,
+        version=row.version,
+        created_at=_utc(row.created_at),
+        actor=row.actor,
+        description=row.description,
+        artifact=row.artifact,
+        signature=row.signature,
+        reference=row.reference,
+        lineage=row.lineage,
+        metrics=row.metrics,
+        tags=row.tags,
         aliases=tuple(alias_names),
-    )  # fmt: skip
+    )
 
 
 def _now() -> datetime:
