@@ -289,7 +289,7 @@ class GroupCommitWriter:
         try:
             for model, parts in batch.chunks.items():
                 self._write(model, b"".join(parts), counts)
-        except Exception as exc:  # any failure must reach the callers
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the callers
             failure = (f"cannot write {self._what}: {exc}", exc)
             counts["failed_batches"] += 1
         else:

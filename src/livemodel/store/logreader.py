@@ -1,0 +1,306 @@
+"""Columnar reads of the prediction and label log, with DuckDB.
+
+Parquet segments are scanned by DuckDB (``read_parquet(..., union_by_name=true)``, so
+projections and filters are pushed down and only needed row groups are read); JSON-lines
+segments (the open one of each writer, and any not yet compacted) are decoded by
+:func:`~livemodel.store.logsegments.decode_segment` with the filter and projection
+applied while decoding, and joined in with ``UNION ALL BY NAME``. Columns are named as
+documented in :mod:`livemodel.store.predlog` (``f.<feature>``, ``o.<output path>``).
+
+Memory: :meth:`LogReader.iter_batches` streams Parquet segments in batches; the matching
+rows of JSON-lines segments are held in memory, which compaction keeps small (one open
+segment per live writer).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from livemodel.errors import InvalidInputError, StoreError
+from livemodel.store.logsegments import (
+    RowFilter,
+    decode_segment,
+    fixed_types,
+    list_segments,
+    local_root,
+    read_jsonl,
+)
+from livemodel.store.predlog import (
+    LABELS,
+    PREDICTIONS,
+    check_id,
+    check_model_name,
+    to_micros,
+)
+
+_LABEL_JOIN = ("label", "label_time", "label_source")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class _Sources:
+    """One DuckDB connection with a relation over every segment of one kind."""
+
+    con: duckdb.DuckDBPyConnection
+    kind: str
+    sql: str = ""
+    columns: list[str] = field(default_factory=list)
+    keep: list[pa.Table] = field(default_factory=list)  # registered tables stay alive
+
+
+class LogReader:
+    """Reads windows of the prediction log (and labels) under a root directory.
+
+    Time bounds are timezone-aware datetimes, ``start`` inclusive and ``end`` exclusive.
+    ``columns`` selects output columns by name; a name that no segment has reads as an
+    all-null column (a feature never logged in the window). A torn trailing line is
+    skipped; a corrupt file raises :class:`StoreError` naming it.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = local_root(root)
+
+    def models(self) -> list[str]:
+        """Names of the models that have a log directory."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / PREDICTIONS).is_dir())
+
+    def window(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        with_labels: bool = False,
+    ) -> pa.Table:
+        """Predictions of ``model`` in a window, ordered by time then prediction id.
+
+        With ``with_labels`` the latest label of each prediction is joined as ``label``,
+        ``label_time`` and ``label_source`` (null while unlabelled).
+        """
+        con, sql, params = self._query(
+            model, version=version, start=start, end=end, columns=columns, with_labels=with_labels
+        )
+        try:
+            return con.sql(f"{sql} ORDER BY __t, __id", params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
+        finally:
+            con.close()
+
+    def iter_batches(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        with_labels: bool = False,
+        batch_size: int = 65_536,
+    ) -> Iterator[pa.RecordBatch]:
+        """Like :meth:`window`, streamed as record batches of one schema, in no order."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive int: {batch_size!r}")
+        con, sql, params = self._query(
+            model, version=version, start=start, end=end, columns=columns, with_labels=with_labels
+        )
+        return self._stream(con, sql, params, model, batch_size)
+
+    def labels(self, model: str, *, history: bool = False) -> pa.Table:
+        """Labels of ``model``: the latest per prediction id, or with ``history`` all of them.
+
+        Latest means last written (``written_time``, ties broken by segment name).
+        """
+        con = _connect()
+        try:
+            src = self._sources(con, model, LABELS, None, None)
+            if history:
+                sql = f"SELECT * EXCLUDE (_file) FROM ({src.sql}) ORDER BY 1, written_time"
+            else:
+                sql = f"SELECT * FROM ({_latest_labels(src)}) ORDER BY 1"
+            return con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read the label log of {model!r}: {exc}") from exc
+        finally:
+            con.close()
+
+    def known_ids(self, model: str, ids: Iterable[str]) -> set[str]:
+        """The subset of ``ids`` that are logged predictions of ``model``."""
+        wanted = pa.table({"id": pa.array([check_id(i) for i in ids], type=pa.string())})
+        if not wanted.num_rows:
+            return set()
+        con = _connect()
+        try:
+            src = self._sources(con, model, PREDICTIONS, None, frozenset({"prediction_id"}))
+            con.register("wanted", wanted)
+            rows = con.sql(
+                f"SELECT DISTINCT prediction_id FROM ({src.sql}) "
+                "WHERE prediction_id IN (SELECT id FROM wanted)"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
+        finally:
+            con.close()
+        return {str(r[0]) for r in rows}
+
+    # -- query building -------------------------------------------------------------------
+
+    def _query(
+        self,
+        model: str,
+        *,
+        version: int | None,
+        start: datetime | None,
+        end: datetime | None,
+        columns: Sequence[str] | None,
+        with_labels: bool,
+    ) -> tuple[duckdb.DuckDBPyConnection, str, list[object]]:
+        where = _row_filter(version, start, end)
+        wanted = _column_list(columns)
+        con = _connect()
+        try:
+            needed = None if wanted is None else frozenset(wanted) | {"time", "prediction_id"}
+            src = self._sources(con, model, PREDICTIONS, where, needed)
+            names = src.columns if wanted is None else wanted
+            select = [
+                f"p.{_ident(n)}" if n in src.columns else f"NULL AS {_ident(n)}" for n in names
+            ]
+            join = ""
+            if with_labels:
+                labels = self._sources(con, model, LABELS, None, None)
+                select += [f"l.{c}" for c in _LABEL_JOIN]
+                join = f" LEFT JOIN ({_latest_labels(labels)}) l USING (prediction_id)"
+            sql = (
+                f"SELECT p.time AS __t, p.prediction_id AS __id, {', '.join(select)} "
+                f"FROM ({src.sql}) p{join}"
+            )
+            conditions, params = _conditions(where)
+            if conditions:
+                sql += " WHERE " + " AND ".join(conditions)
+            outer = ", ".join(_ident(n) for n in [*names, *(_LABEL_JOIN if with_labels else ())])
+            return con, f"SELECT {outer} FROM ({sql})", params
+        except BaseException:
+            con.close()
+            raise
+
+    def _sources(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        model: str,
+        kind: str,
+        where: RowFilter | None,
+        columns: frozenset[str] | None,
+    ) -> _Sources:
+        directory = self.root / check_model_name(model) / kind
+        src = _Sources(con, kind)
+        parquet: list[str] = []
+        parts: list[str] = []
+        for listed in list_segments(directory):
+            segment, data = (listed, None) if listed.state == "parquet" else read_jsonl(listed)
+            if segment.state == "parquet" or data is None:
+                parquet.append(str(segment.path))
+                continue
+            table = decode_segment(data, segment.path, kind, where=where, columns=columns)
+            if table.num_rows:
+                name = f"{kind}_{len(src.keep)}"
+                con.register(name, table)
+                src.keep.append(table)
+                parts.append(f"SELECT *, {_literal(str(segment.path))} AS _file FROM {name}")
+        if parquet:
+            files = ", ".join(_literal(p) for p in parquet)
+            parts.insert(
+                0, f"SELECT * FROM read_parquet([{files}], union_by_name=true, filename='_file')"
+            )
+        empty = pa.table({n: pa.array([], t) for n, t in fixed_types(kind).items()})
+        if columns is not None:
+            empty = empty.select([n for n in empty.column_names if n in columns])
+        con.register(f"{kind}_empty", empty)
+        parts.append(f"SELECT *, NULL::VARCHAR AS _file FROM {kind}_empty")
+        src.sql = " UNION ALL BY NAME ".join(f"({p})" for p in parts)
+        try:
+            found = set(con.sql(src.sql).columns) - {"_file"}
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read log segments in {directory}: {exc}") from exc
+        fixed = [n for n in fixed_types(kind) if n in found]
+        src.columns = fixed + sorted(found.difference(fixed))
+        return src
+
+    @staticmethod
+    def _stream(
+        con: duckdb.DuckDBPyConnection,
+        sql: str,
+        params: list[object],
+        model: str,
+        batch_size: int,
+    ) -> Iterator[pa.RecordBatch]:
+        try:
+            reader = con.sql(sql, params=params)
+            for batch in reader.to_arrow_reader(batch_size):
+                if batch.num_rows:
+                    yield batch
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
+        finally:
+            con.close()
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _latest_labels(src: _Sources) -> str:
+    return (
+        f"SELECT prediction_id, label, label_time, label_source FROM ({src.sql}) "
+        "QUALIFY row_number() OVER (PARTITION BY prediction_id "
+        "ORDER BY written_time DESC, _file DESC) = 1"
+    )
+
+
+def _row_filter(version: int | None, start: datetime | None, end: datetime | None) -> RowFilter:
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise InvalidInputError(f"version must be an int or None: {version!r}")
+    start_us = None if start is None else to_micros(start, "start")
+    end_us = None if end is None else to_micros(end, "end")
+    return RowFilter(version, start_us, end_us)
+
+
+def _conditions(where: RowFilter) -> tuple[list[str], list[object]]:
+    conditions: list[str] = []
+    params: list[object] = []
+    if where.version is not None:
+        conditions.append("p.version = ?")
+        params.append(where.version)
+    if where.start_us is not None:
+        conditions.append("p.time >= make_timestamp(?::BIGINT)::TIMESTAMPTZ")
+        params.append(where.start_us)
+    if where.end_us is not None:
+        conditions.append("p.time < make_timestamp(?::BIGINT)::TIMESTAMPTZ")
+        params.append(where.end_us)
+    return conditions, params
+
+
+def _column_list(columns: Sequence[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str) or not all(isinstance(c, str) and c for c in columns):
+        raise InvalidInputError("columns must be a sequence of non-empty column names")
+    return list(dict.fromkeys(columns))
