@@ -266,7 +266,8 @@ def infer_array(values: list[object]) -> pa.Array:
     if kinds == {int}:
         return pa.array(values, type=pa.int64())
     if kinds <= {int, float}:
-        return pa.array(values, type=pa.float64())
+        # float() first: pyarrow refuses ints that a double cannot hold exactly.
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())  # type: ignore[arg-type]
     if kinds == {str}:
         return pa.array(values, type=pa.string())
     return pa.array(
