@@ -23,16 +23,18 @@ from livemodel.stats.sketch import (
     FloatArray,
     FrequentValues,
     IntArray,
+    bucket_counts,
     copy_kll,
-    kll_cdf,
-    kll_items,
     kll_quantiles,
+    n_buckets,
     new_kll,
 )
 
 CategoryValue = str | bool | int | float
+SUMMARY_QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5}
+SUMMARY_QUANTILES |= {"p75": 0.75, "p95": 0.95, "p99": 0.99}
+SUMMARY_TOP = 20
 
-_COUNTING_MAX_EDGES = 64
 _SAFE_OBJECT_KINDS = frozenset({"string", "integer", "boolean", "empty"})
 
 
@@ -169,11 +171,20 @@ class NumericColumnProfile:
     def quantiles(self, ranks: FloatArray) -> FloatArray | None:
         return None if self.n == 0 else kll_quantiles(self.sketch, ranks)
 
-    def cdf(self, points: FloatArray) -> FloatArray:
-        return kll_cdf(self.sketch, points)
-
-    def support(self) -> FloatArray:
-        return kll_items(self.sketch)
+    def summary(self) -> dict[str, Any]:
+        values = self.quantiles(np.array(list(SUMMARY_QUANTILES.values())))
+        return _base_summary(self, "numeric") | {
+            "infinite": self.infinite,
+            "n": self.n,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "std": self.std,
+            "quantiles": {
+                key: None if values is None else float(values[i])
+                for i, key in enumerate(SUMMARY_QUANTILES)
+            },
+        }
 
     # -- monoid ------------------------------------------------------------------------
     def update(self, values: FloatArray) -> None:
@@ -288,6 +299,17 @@ class CategoricalColumnProfile:
         """Category counts followed by the "other" count (what drift tests compare)."""
         return np.append(self._counts, self._ints[2])
 
+    def summary(self) -> dict[str, Any]:
+        counts = self._counts
+        order = np.argsort(-counts, kind="stable")[:SUMMARY_TOP]
+        top = [{"value": self.categories[i], "count": int(counts[i])} for i in order.tolist()]
+        return _base_summary(self, "categorical") | {
+            "n": self.n,
+            "top": [entry for entry in top if entry["count"]],
+            "n_other": self.other,
+            "top_other": [{"value": k, "count": v} for k, v in self.unseen.items()[:SUMMARY_TOP]],
+        }
+
     def update(self, series: pd.Series[Any]) -> None:
         codes, keys = factorize_categories(series)
         per_unique = np.bincount(codes[codes >= 0], minlength=len(keys)).astype(np.int64)
@@ -343,38 +365,13 @@ class CategoricalColumnProfile:
 ColumnProfile = NumericColumnProfile | CategoricalColumnProfile
 
 
-def n_buckets(n_edges: int) -> int:
-    """Histogram size for ``n_edges`` edges: underflow + bins + overflow.
-
-    One edge (a constant reference) still gets a middle bucket holding that exact value,
-    so any change away from the constant shows up in the under/overflow buckets.
-    No edges (an all-missing reference) gives a single bucket.
-    """
-    if n_edges == 0:
-        return 1
-    return max(n_edges - 1, 1) + 2
-
-
-def bucket_counts(edges: FloatArray, x: FloatArray) -> IntArray:
-    """Counts of finite ``x`` per bucket: underflow ``x < e_0``, bins ``[e_i, e_i+1)`` (the
-    last one closed), overflow ``x > e_last``; see :func:`n_buckets` for degenerate edges."""
-    if edges.size == 0:
-        return np.array([x.size], dtype=np.int64)
-    if edges.size > _COUNTING_MAX_EDGES:
-        last_bin = max(edges.size - 1, 1)
-        idx = np.searchsorted(edges, x, side="right")
-        np.clip(idx, 1, last_bin, out=idx)
-        idx[x < edges[0]] = 0
-        idx[x > edges[-1]] = last_bin + 1
-        return np.bincount(idx, minlength=last_bin + 2).astype(np.int64)
-    # A few vectorized comparisons beat a binary search per value (branch mispredictions)
-    # by an order of magnitude for the usual ~20 edges.
-    at_least = [np.count_nonzero(x >= e) for e in edges[:-1].tolist()]
-    above_last = np.count_nonzero(x > edges[-1])
-    if edges.size == 1:
-        at_least = [np.count_nonzero(x >= edges[0])]
-    tail = np.array([x.size, *at_least, above_last, 0], dtype=np.int64)
-    return -np.diff(tail)
+def _base_summary(col: ColumnProfile, kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "count": col.count,
+        "missing": col.missing,
+        "missing_rate": col.missing / col.count if col.count else None,
+    }
 
 
 def _finite_or_none(value: float | np.floating[Any]) -> float | None:

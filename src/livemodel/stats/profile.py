@@ -66,9 +66,6 @@ __all__ = [
 ]
 
 ColumnKind = Literal["numeric", "categorical"]
-SUMMARY_QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5}
-SUMMARY_QUANTILES |= {"p75": 0.75, "p95": 0.95, "p99": 0.99}
-SUMMARY_TOP = 20
 _MAGIC = b"LMPROF\x01"
 _MAX_DECODED_BYTES = 256 * 1024 * 1024
 
@@ -275,7 +272,7 @@ class Profile:
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """JSON-safe statistics per column; undefined values are ``None``."""
-        return {name: _column_summary(col) for name, col in self._columns.items()}
+        return {name: col.summary() for name, col in self._columns.items()}
 
     def __eq__(self, other: object) -> bool:
         """Identical state: spec, counters, bit-equal moments, same sketch contents.
@@ -470,41 +467,3 @@ def _same_column(a: ColumnProfile, b: ColumnProfile) -> bool:
             and a.unseen == b.unseen
         )
     return False
-
-
-def _column_summary(col: ColumnProfile) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "kind": "numeric" if isinstance(col, NumericColumnProfile) else "categorical",
-        "count": col.count,
-        "missing": col.missing,
-        "missing_rate": col.missing / col.count if col.count else None,
-    }
-    if isinstance(col, NumericColumnProfile):
-        ranks = np.array(list(SUMMARY_QUANTILES.values()))
-        values = col.quantiles(ranks)
-        out |= {
-            "infinite": col.infinite,
-            "n": col.n,
-            "min": col.min,
-            "max": col.max,
-            "mean": col.mean,
-            "std": col.std,
-            "quantiles": {
-                key: None if values is None else float(values[i])
-                for i, key in enumerate(SUMMARY_QUANTILES)
-            },
-        }
-        return out
-    counts = col.counts
-    order = np.argsort(-counts, kind="stable")[:SUMMARY_TOP]
-    out |= {
-        "n": col.n,
-        "top": [
-            {"value": col.categories[i], "count": int(counts[i])}
-            for i in order.tolist()
-            if counts[i] > 0
-        ],
-        "n_other": col.other,
-        "top_other": [{"value": k, "count": v} for k, v in col.unseen.items()[:SUMMARY_TOP]],
-    }
-    return out

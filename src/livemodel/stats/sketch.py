@@ -2,6 +2,7 @@
 
 * KLL quantile sketches (Apache DataSketches ``kll_doubles_sketch``): thin helpers to copy,
   read retained items and evaluate CDFs/quantiles as numpy arrays.
+* Histograms on fixed edges with underflow/overflow buckets (:func:`bucket_counts`).
 * :class:`FrequentValues`: a Misra-Gries summary of the values a categorical column sees
   outside its spec's categories. It keeps at most ``capacity`` counters, so memory is
   bounded whatever the cardinality, and two summaries merge with the classic guarantee of
@@ -16,7 +17,7 @@ Neither carries process-local state: both are plain data that serialize to bytes
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from datasketches import kll_doubles_sketch
@@ -26,6 +27,7 @@ from livemodel.errors import InvalidInputError
 FloatArray = np.ndarray[tuple[int], np.dtype[np.float64]]
 IntArray = np.ndarray[tuple[int], np.dtype[np.int64]]
 
+_COUNTING_MAX_EDGES = 64
 MIN_SKETCH_K = 8
 MAX_SKETCH_K = 65535
 
@@ -50,36 +52,86 @@ def load_kll(data: bytes) -> kll_doubles_sketch:
         raise InvalidInputError(f"corrupt quantile sketch: {exc}") from exc
 
 
-def kll_items(sketch: kll_doubles_sketch) -> FloatArray:
-    """Sorted unique retained items: the only points where the sketch's CDF steps."""
-    if sketch.is_empty():
-        return np.empty(0, dtype=np.float64)
-    items = np.fromiter((item for item, _weight in sketch), dtype=np.float64)
-    return cast(FloatArray, np.unique(items))
-
-
 def kll_equal(a: kll_doubles_sketch, b: kll_doubles_sketch) -> bool:
-    """Same k, n and multiset of weighted retained items (the layout of levels may differ,
-    e.g. after merging into an empty sketch, without changing any answer)."""
+    """Same k, n, extremes and multiset of weighted retained items (the layout of levels
+    may differ, e.g. after merging into an empty sketch, without changing any answer)."""
     if a.k != b.k or a.n != b.n:
         return False
     if a.is_empty():
         return True
-    pairs_a = sorted((item, weight) for item, weight in a)
-    pairs_b = sorted((item, weight) for item, weight in b)
     return (
-        pairs_a == pairs_b
+        sorted(a) == sorted(b)
         and a.get_min_value() == b.get_min_value()
-        and (a.get_max_value() == b.get_max_value())
+        and a.get_max_value() == b.get_max_value()
     )
 
 
-def kll_cdf(sketch: kll_doubles_sketch, points: FloatArray) -> FloatArray:
-    """Estimated ``P(X <= x)`` at each of the sorted unique ``points``."""
-    if points.size == 0:
-        return np.empty(0, dtype=np.float64)
-    cdf = sketch.get_cdf(points.tolist(), inclusive=True)
-    return np.asarray(cdf[:-1], dtype=np.float64)
+def kll_distances(a: kll_doubles_sketch, b: kll_doubles_sketch) -> tuple[float, float]:
+    """``(sup |F_a - F_b|, integral |F_a - F_b| dx)``: the KS statistic and the first
+    Wasserstein distance between the distributions two non-empty sketches describe.
+
+    A sketch that has not compacted yet holds its data exactly and its CDF is the
+    empirical step function, so both numbers are exact (they match scipy). A compacting
+    sketch keeps items standing for ``2^h`` values each; read as steps, its CDF jumps by
+    ``2^h / n`` at sparse points and the integral of the jumps dominates the distance in
+    long tails. There the CDF is read as the line through each item's mid-step
+    (``F(x) - w / 2n``), anchored at the exact minimum and maximum.
+    Both functions are then linear between consecutive points of the merged grid, so
+    sup and integral are computed exactly for the two curves.
+    """
+    cdf_a, cdf_b = _SketchCdf(a), _SketchCdf(b)
+    grid = np.union1d(cdf_a.knots, cdf_b.knots)
+    start = cdf_a.right(grid) - cdf_b.right(grid)  # value on [g_i, g_i+1) at its start
+    end = cdf_a.left(grid[1:]) - cdf_b.left(grid[1:])  # limit at the interval's end
+    ks = float(max(np.abs(start).max(), np.abs(end).max(initial=0.0)))
+    s, e, width = np.abs(start[:-1]), np.abs(end), np.diff(grid)
+    crossing = (start[:-1] * end) < 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        area = np.where(crossing, (s * s + e * e) / (2 * (s + e)), (s + e) / 2)
+    return ks, float(np.sum(area * width))
+
+
+class _SketchCdf:
+    """A sketch's CDF: the exact step function, or the mid-step line when compacting."""
+
+    def __init__(self, sketch: kll_doubles_sketch) -> None:
+        pairs = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)
+        items, inverse = np.unique(pairs[:, 0], return_inverse=True)
+        weights = np.bincount(inverse.ravel(), weights=pairs[:, 1])
+        total = float(weights.sum())
+        cumulative = np.cumsum(weights) / total
+        self.low, self.high = float(sketch.get_min_value()), float(sketch.get_max_value())
+        self.smooth = bool(sketch.is_estimation_mode())
+        if not self.smooth:
+            self.knots, self._values = items, cumulative
+            return
+        mid = cumulative - weights / (2 * total)
+        xs, fs = items, mid
+        if self.low < xs[0]:
+            xs, fs = np.concatenate([[self.low], xs]), np.concatenate([[0.0], fs])
+        if self.high > xs[-1]:
+            xs, fs = np.concatenate([xs, [self.high]]), np.concatenate([fs, [1.0]])
+        self.knots, self._values = xs, fs
+
+    def right(self, x: FloatArray) -> FloatArray:
+        """``F(x) = P(X <= x)``."""
+        if not self.smooth:
+            return self._step(np.searchsorted(self.knots, x, side="right"))
+        values = np.interp(x, self.knots, self._values, left=0.0, right=1.0)
+        values[x >= self.high] = 1.0
+        return values
+
+    def left(self, x: FloatArray) -> FloatArray:
+        """``F(x-) = P(X < x)``."""
+        if not self.smooth:
+            return self._step(np.searchsorted(self.knots, x, side="left"))
+        values = np.interp(x, self.knots, self._values, left=0.0, right=1.0)
+        values[x <= self.low] = 0.0
+        return values
+
+    def _step(self, index: Any) -> FloatArray:
+        padded = np.concatenate([[0.0], self._values])
+        return cast(FloatArray, padded[index])
 
 
 def kll_quantiles(sketch: kll_doubles_sketch, ranks: FloatArray) -> FloatArray:
@@ -177,3 +229,37 @@ def top_k_indices(counts: IntArray, k: int) -> IntArray:
     if counts.size <= k:
         return np.arange(counts.size, dtype=np.int64)
     return cast(IntArray, np.argpartition(counts, counts.size - k)[counts.size - k :])
+
+
+def n_buckets(n_edges: int) -> int:
+    """Histogram size for ``n_edges`` edges: underflow + bins + overflow.
+
+    One edge (a constant reference) still gets a middle bucket holding that exact value,
+    so any change away from the constant shows up in the under/overflow buckets.
+    No edges (an all-missing reference) gives a single bucket.
+    """
+    if n_edges == 0:
+        return 1
+    return max(n_edges - 1, 1) + 2
+
+
+def bucket_counts(edges: FloatArray, x: FloatArray) -> IntArray:
+    """Counts of finite ``x`` per bucket: underflow ``x < e_0``, bins ``[e_i, e_i+1)`` (the
+    last one closed), overflow ``x > e_last``; see :func:`n_buckets` for degenerate edges."""
+    if edges.size == 0:
+        return np.array([x.size], dtype=np.int64)
+    if edges.size > _COUNTING_MAX_EDGES:
+        last_bin = max(edges.size - 1, 1)
+        idx = np.searchsorted(edges, x, side="right")
+        np.clip(idx, 1, last_bin, out=idx)
+        idx[x < edges[0]] = 0
+        idx[x > edges[-1]] = last_bin + 1
+        return np.bincount(idx, minlength=last_bin + 2).astype(np.int64)
+    # A few vectorized comparisons beat a binary search per value (branch mispredictions)
+    # by an order of magnitude for the usual ~20 edges.
+    at_least = [np.count_nonzero(x >= e) for e in edges[:-1].tolist()]
+    above_last = np.count_nonzero(x > edges[-1])
+    if edges.size == 1:
+        at_least = [np.count_nonzero(x >= edges[0])]
+    tail = np.array([x.size, *at_least, above_last, 0], dtype=np.int64)
+    return -np.diff(tail)
