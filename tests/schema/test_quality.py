@@ -143,3 +143,11 @@ def test_nycflights_missing_rates() -> None:
     unseen = ~april["dest"].isin(q1["dest"].unique())
     assert dest.unseen_category_rate == pytest.approx(unseen.mean())
     assert report.column("arr_delay").type_violation_rate == 0.0
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import livemodel.schema.quality as module
+
+    assert doctest.testmod(module).failed == 0

@@ -450,3 +450,11 @@ def test_inferred_ranges_match_numpy_and_round_trip(
     assert sig.column("f").nullable == (len(present) < n)
     assert sig.column("s").categories == tuple(sorted({t for t in texts[:n] if t is not None}))
     assert Signature.from_dict(json.loads(json.dumps(sig.to_dict(), allow_nan=False))) == sig
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import livemodel.schema.signature as module
+
+    assert doctest.testmod(module).failed == 0

@@ -530,3 +530,11 @@ def test_april_against_first_quarter_known_answers(
         assert result.counts == expected
         assert (result.valid == ~invalid).all()
     assert validate(sig, records[:1]).row_flags(0) == ["out_of_range:month"]
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import livemodel.schema.validation as module
+
+    assert doctest.testmod(module).failed == 0

@@ -246,8 +246,14 @@ def infer_signature(
 ) -> Signature:
     """Describe the feature columns of ``frame`` (all but ``target``) and the task.
 
-    ``task`` overrides the inferred kind ("binary", "multiclass" or "regression"). Raises
-    :class:`SchemaError` for frames or columns a signature cannot describe.
+    Task rules: a bool, string or integer target with 2 distinct values is binary, with
+    3..:data:`MAX_CLASSES` multiclass; an integer target with more is regression (a string
+    one is an error); a float target is binary when its values are exactly two integral
+    numbers (0.0/1.0), else regression. ``task`` overrides the inferred kind ("binary",
+    "multiclass" or "regression"). An ``object`` column of only bools is BOOLEAN.
+
+    Raises :class:`SchemaError` for frames or columns a signature cannot describe, and
+    :class:`InvalidInputError` for bad arguments.
     """
     if not isinstance(frame, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(frame).__name__}")

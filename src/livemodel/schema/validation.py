@@ -329,7 +329,7 @@ def _short(value: Any) -> str:
         value = value.item()
     try:
         return _REPR.repr(value)
-    except Exception:  # a user object's __repr__ may raise anything; never crash on it
+    except Exception:  # noqa: BLE001 - a user object's __repr__ may raise anything
         return f"<{type(value).__name__}>"
 
 
