@@ -191,14 +191,17 @@ def _prediction_row(obj: Mapping[str, Any], where: RowFilter | None) -> dict[str
         raise TypeError("'ts' and 'version' must be integers")
     if where is not None and not where.keep(version, ts):
         return None
+    flags = obj.get("flags") or []
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise TypeError("'flags' must be a list of strings")
     row: dict[str, object] = {
-        "prediction_id": obj["id"],
+        "prediction_id": _typed(obj["id"], str, "id"),
         "time": ts,
-        "model": obj["model"],
+        "model": _typed(obj["model"], str, "model"),
         "version": version,
-        "latency_ms": obj.get("latency_ms"),
-        "flags": obj.get("flags") or [],
-        "arm": obj.get("arm"),
+        "latency_ms": _typed(obj.get("latency_ms"), (int, float, type(None)), "latency_ms"),
+        "flags": flags,
+        "arm": _typed(obj.get("arm"), (str, type(None)), "arm"),
     }
     for name, value in obj["features"].items():
         row[f"f.{name}"] = value
@@ -216,12 +219,18 @@ def _flatten(prefix: str, obj: Mapping[str, Any], out: dict[str, object]) -> Non
 
 def _label_row(obj: Mapping[str, Any]) -> dict[str, object]:
     return {
-        "prediction_id": obj["id"],
+        "prediction_id": _typed(obj["id"], str, "id"),
         "label": obj["label"],
-        "label_time": obj["ts"],
-        "label_source": obj.get("source"),
-        "written_time": obj["written"],
+        "label_time": _typed(obj["ts"], int, "ts"),
+        "label_source": _typed(obj.get("source"), (str, type(None)), "source"),
+        "written_time": _typed(obj["written"], int, "written"),
     }
+
+
+def _typed(value: object, kind: type | tuple[type, ...], key: str) -> object:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{key!r} has the wrong type: {value!r:.50}")
+    return value
 
 
 class _Columns:
