@@ -67,7 +67,7 @@ __all__ = [
 
 ColumnKind = Literal["numeric", "categorical"]
 _MAGIC = b"LMPROF\x01"
-_MAX_DECODED_BYTES = 256 * 1024 * 1024
+_MAX_DECODED_BYTES = 64 * 1024 * 1024  # thousands of columns fit in a few MB
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,8 @@ class ProfileSpec:
         unknown = sorted(forced - {c for c in frame.columns if isinstance(c, str)})
         if unknown:
             raise SchemaError(f"categorical columns not in the reference: {unknown}")
+        if not frame.columns.is_unique:
+            raise SchemaError("the reference frame has duplicate column names")
         specs = []
         for name in frame.columns:
             series = frame[name]
@@ -331,7 +333,7 @@ class Profile:
         try:
             inflater = zlib.decompressobj()
             body = inflater.decompress(data[len(_MAGIC) :], _MAX_DECODED_BYTES)
-            if inflater.unconsumed_tail or not inflater.eof:
+            if inflater.unconsumed_tail or inflater.unused_data or not inflater.eof:
                 raise InvalidInputError("profile bytes are truncated or too large")
             return _decode(body)
         except InvalidInputError:
