@@ -95,9 +95,20 @@ _Waiter: TypeAlias = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
 class _Batch:
-    __slots__ = ("appends", "async_waiters", "chunks", "done", "failure", "nbytes", "nrecords")
+    __slots__ = (
+        "appends",
+        "async_waiters",
+        "chunks",
+        "done",
+        "failure",
+        "nbytes",
+        "nrecords",
+        "written",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.Lock) -> None:
+        # Only this batch's callers wake when it is written (no thundering herd).
+        self.written = threading.Condition(lock)
         self.chunks: dict[str, list[bytes]] = {}
         self.nbytes = self.nrecords = self.appends = 0
         self.done = False
@@ -157,7 +168,7 @@ class GroupCommitWriter:
         self._root, self._kind, self._options, self._what = root, kind, options, what
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer thread waits here
-        self._done = threading.Condition(self._lock)  # callers wait here (room, completion)
+        self._room = threading.Condition(self._lock)  # callers wait here for room
         self._batch: _Batch | None = None
         self._pending = 0
         self._room_waiters: list[_Waiter] = []
@@ -178,11 +189,11 @@ class GroupCommitWriter:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._saturated()
-                self._done.wait(remaining)
+                self._room.wait(remaining)
                 self._check_usable()
             batch = self._enqueue(chunks, nbytes, nrecords)
             while not batch.done:
-                self._done.wait()
+                batch.written.wait()
         _raise_failure(batch.failure)
 
     async def submit_async(self, chunks: Mapping[str, bytes], nrecords: int) -> None:
@@ -222,7 +233,7 @@ class GroupCommitWriter:
         with self._lock:
             self._closing = True
             self._work.notify()
-            self._done.notify_all()
+            self._room.notify_all()
             room, self._room_waiters = self._room_waiters, []
             thread = self._thread
         for loop, fut in room:
@@ -256,7 +267,7 @@ class GroupCommitWriter:
             self._thread.start()
         batch = self._batch
         if batch is None:
-            batch = self._batch = _Batch()
+            batch = self._batch = _Batch(self._lock)
         for model, data in chunks.items():
             batch.chunks.setdefault(model, []).append(data)
         batch.nbytes += nbytes
@@ -298,7 +309,8 @@ class GroupCommitWriter:
             batch.failure, batch.done = failure, True
             self._pending -= batch.nbytes
             self._counts.update(counts)
-            self._done.notify_all()
+            batch.written.notify_all()
+            self._room.notify_all()
             room, self._room_waiters = self._room_waiters, []
         for loop, fut in batch.async_waiters:
             _settle_threadsafe(loop, fut, failure)

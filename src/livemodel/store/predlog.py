@@ -62,7 +62,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, cast
 
 import numpy as np
 import orjson
@@ -154,8 +154,22 @@ def scalar(value: object, where: str, flags: list[str]) -> Scalar:
     )
 
 
+def _plain(value: object) -> bool:
+    """True for values already valid as written: the fast path of the encoder."""
+    kind = type(value)
+    return (
+        value is None
+        or kind is str
+        or kind is bool
+        or (kind is float and math.isfinite(cast(float, value)))
+        or (kind is int and _INT64_MIN <= cast(int, value) <= _INT64_MAX)
+    )
+
+
 def _nested(value: object, where: str, flags: list[str], depth: int) -> JSONValue:
-    if isinstance(value, Mapping):
+    if _plain(value):
+        return cast(Scalar, value)
+    if type(value) is dict or isinstance(value, Mapping):
         if depth >= _MAX_DEPTH:
             raise InvalidInputError(f"{where}: nested deeper than {_MAX_DEPTH} levels")
         return {
@@ -193,10 +207,7 @@ def prediction_line(record: PredictionRecord) -> bytes:
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise InvalidInputError(f"prediction {pid}: version must be an int >= 0: {version!r}")
     flags = _flags(record.flags, pid)
-    features = {
-        _key(k, "features"): scalar(v, f"f.{k}", flags)
-        for k, v in _mapping(record.features, "features").items()
-    }
+    features = _features(record.features, flags)
     outputs = {
         _key(k, "outputs"): _nested(v, f"o.{k}", flags, 1)
         for k, v in _mapping(record.outputs, "outputs").items()
@@ -213,6 +224,15 @@ def prediction_line(record: PredictionRecord) -> bytes:
         "arm": _optional_str(record.arm, f"prediction {pid}: arm"),
     }
     return dumps_line(line, f"prediction {pid}")
+
+
+def _features(features: object, flags: list[str]) -> dict[str, Scalar]:
+    out: dict[str, Scalar] = {}
+    for key, value in _mapping(features, "features").items():
+        if type(key) is not str or not key:
+            raise InvalidInputError(f"features: keys must be non-empty strings, got {key!r}")
+        out[key] = cast(Scalar, value) if _plain(value) else scalar(value, f"f.{key}", flags)
+    return out
 
 
 def dumps_line(obj: Mapping[str, object], what: str) -> bytes:
