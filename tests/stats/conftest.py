@@ -56,3 +56,8 @@ def drift_frame(n: int, seed: int, *, shifted: bool = False) -> pd.DataFrame:
 @pytest.fixture
 def make_drift_frame() -> Callable[..., pd.DataFrame]:
     return drift_frame
+
+
+@pytest.fixture
+def shifted_columns() -> tuple[str, ...]:
+    return SHIFTED
