@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from livemodel.errors import InvalidInputError, StoreError
-from livemodel.store import logwriter
+from livemodel.store import logsegments
 from livemodel.store.logreader import LogReader
 from livemodel.store.logsegments import compact, list_segments
 from livemodel.store.logwriter import LogOptions, PredictionLog
@@ -45,15 +45,15 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Hold the writer thread inside its first ``write()`` until the event is set."""
     release = threading.Event()
     entered = threading.Event()
-    real: Callable[[logwriter._OpenSegment, bytes], int] = logwriter._OpenSegment.write
+    real: Callable[[logsegments.OpenSegment, bytes], int] = logsegments.OpenSegment.write
 
-    def held_write(self: logwriter._OpenSegment, data: bytes) -> int:
+    def held_write(self: logsegments.OpenSegment, data: bytes) -> int:
         if not entered.is_set():
             entered.set()
             release.wait(30)
         return real(self, data)
 
-    monkeypatch.setattr(logwriter._OpenSegment, "write", held_write)
+    monkeypatch.setattr(logsegments.OpenSegment, "write", held_write)
     release.entered = entered  # type: ignore[attr-defined]
     yield release
     release.set()
@@ -73,13 +73,13 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 def test_threads_lose_and_duplicate_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = logwriter._OpenSegment.write
+    real = logsegments.OpenSegment.write
 
-    def slow_write(self: logwriter._OpenSegment, data: bytes) -> int:
+    def slow_write(self: logsegments.OpenSegment, data: bytes) -> int:
         time.sleep(0.0005)  # a slower disk makes contention certain on 2 cores
         return real(self, data)
 
-    monkeypatch.setattr(logwriter._OpenSegment, "write", slow_write)
+    monkeypatch.setattr(logsegments.OpenSegment, "write", slow_write)
     sent: list[list[str]] = [[] for _ in range(8)]
 
     def worker(k: int) -> None:
@@ -251,10 +251,10 @@ def test_segment_names_carry_host_pid_and_start(tmp_path: Path) -> None:
 def test_a_failed_write_is_reported_and_the_segment_abandoned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = logwriter._OpenSegment.write
+    real = logsegments.OpenSegment.write
     calls = 0
 
-    def failing_write(self: logwriter._OpenSegment, data: bytes) -> int:
+    def failing_write(self: logsegments.OpenSegment, data: bytes) -> int:
         nonlocal calls
         calls += 1
         if calls == 2:  # half a line reaches the disk, then the disk is full
@@ -262,7 +262,7 @@ def test_a_failed_write_is_reported_and_the_segment_abandoned(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, data)
 
-    monkeypatch.setattr(logwriter._OpenSegment, "write", failing_write)
+    monkeypatch.setattr(logsegments.OpenSegment, "write", failing_write)
     ok1, lost, ok2 = rec(), rec(), rec()
     with PredictionLog(tmp_path, NO_COMPACT) as log:
         log.append([ok1])

@@ -3,7 +3,7 @@
 Parquet segments are scanned by DuckDB (``read_parquet(..., union_by_name=true)``, so
 projections and filters are pushed down and only needed row groups are read); JSON-lines
 segments (the open one of each writer, and any not yet compacted) are decoded by
-:func:`~livemodel.store.logsegments.decode_segment` with the filter and projection
+:func:`~livemodel.store.logdecode.decode_segment` with the filter and projection
 applied while decoding, and joined in with ``UNION ALL BY NAME``. Columns are named as
 documented in :mod:`livemodel.store.predlog` (``f.<feature>``, ``o.<output path>``).
 
@@ -15,29 +15,20 @@ segment per live writer).
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from livemodel.errors import InvalidInputError, StoreError
-from livemodel.store.logsegments import (
-    RowFilter,
-    decode_segment,
-    fixed_types,
-    list_segments,
-    local_root,
-    read_jsonl,
-)
-from livemodel.store.predlog import (
-    LABELS,
-    PREDICTIONS,
-    check_id,
-    check_model_name,
-    to_micros,
-)
+from livemodel.store.logdecode import RowFilter, decode_segment, fixed_types
+from livemodel.store.logsegments import list_segments, local_root, read_jsonl
+from livemodel.store.predlog import LABELS, PREDICTIONS, check_id, check_model_name, to_micros
 
 _LABEL_JOIN = ("label", "label_time", "label_source")
 
@@ -70,8 +61,9 @@ class LogReader:
     skipped; a corrupt file raises :class:`StoreError` naming it.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, stream_memory_mb: int = 512) -> None:
         self.root = local_root(root)
+        self.stream_memory_mb = stream_memory_mb
 
     def models(self) -> list[str]:
         """Names of the models that have a log directory."""
@@ -94,10 +86,17 @@ class LogReader:
         With ``with_labels`` the latest label of each prediction is joined as ``label``,
         ``label_time`` and ``label_source`` (null while unlabelled).
         """
-        con, sql, params = self._query(
-            model, version=version, start=start, end=end, columns=columns, with_labels=with_labels
-        )
+        con = _connect()
         try:
+            sql, params = self._query(
+                con,
+                model,
+                version=version,
+                start=start,
+                end=end,
+                columns=columns,
+                labels=with_labels,
+            )
             return con.sql(f"{sql} ORDER BY __t, __id", params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
@@ -115,12 +114,27 @@ class LogReader:
         with_labels: bool = False,
         batch_size: int = 65_536,
     ) -> Iterator[pa.RecordBatch]:
-        """Like :meth:`window`, streamed as record batches of one schema, in no order."""
+        """Like :meth:`window`, streamed as record batches of one schema, in no order.
+
+        DuckDB works within ``stream_memory_mb`` (spilling joins to a temporary
+        directory), so a window of any length is read in bounded memory.
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive int: {batch_size!r}")
-        con, sql, params = self._query(
-            model, version=version, start=start, end=end, columns=columns, with_labels=with_labels
-        )
+        con = _connect(self.stream_memory_mb)
+        try:
+            sql, params = self._query(
+                con,
+                model,
+                version=version,
+                start=start,
+                end=end,
+                columns=columns,
+                labels=with_labels,
+            )
+        except BaseException:
+            con.close()
+            raise
         return self._stream(con, sql, params, model, batch_size)
 
     def labels(self, model: str, *, history: bool = False) -> pa.Table:
@@ -164,41 +178,35 @@ class LogReader:
 
     def _query(
         self,
+        con: duckdb.DuckDBPyConnection,
         model: str,
         *,
         version: int | None,
         start: datetime | None,
         end: datetime | None,
         columns: Sequence[str] | None,
-        with_labels: bool,
-    ) -> tuple[duckdb.DuckDBPyConnection, str, list[object]]:
+        labels: bool,
+    ) -> tuple[str, list[object]]:
         where = _row_filter(version, start, end)
         wanted = _column_list(columns)
-        con = _connect()
-        try:
-            needed = None if wanted is None else frozenset(wanted) | {"time", "prediction_id"}
-            src = self._sources(con, model, PREDICTIONS, where, needed)
-            names = src.columns if wanted is None else wanted
-            select = [
-                f"p.{_ident(n)}" if n in src.columns else f"NULL AS {_ident(n)}" for n in names
-            ]
-            join = ""
-            if with_labels:
-                labels = self._sources(con, model, LABELS, None, None)
-                select += [f"l.{c}" for c in _LABEL_JOIN]
-                join = f" LEFT JOIN ({_latest_labels(labels)}) l USING (prediction_id)"
-            sql = (
-                f"SELECT p.time AS __t, p.prediction_id AS __id, {', '.join(select)} "
-                f"FROM ({src.sql}) p{join}"
-            )
-            conditions, params = _conditions(where)
-            if conditions:
-                sql += " WHERE " + " AND ".join(conditions)
-            outer = ", ".join(_ident(n) for n in [*names, *(_LABEL_JOIN if with_labels else ())])
-            return con, f"SELECT {outer} FROM ({sql})", params
-        except BaseException:
-            con.close()
-            raise
+        needed = None if wanted is None else frozenset(wanted) | {"time", "prediction_id"}
+        src = self._sources(con, model, PREDICTIONS, where, needed)
+        names = src.columns if wanted is None else wanted
+        select = [f"p.{_ident(n)}" if n in src.columns else f"NULL AS {_ident(n)}" for n in names]
+        join = ""
+        if labels:
+            label_src = self._sources(con, model, LABELS, None, None)
+            select += [f"l.{c}" for c in _LABEL_JOIN]
+            join = f" LEFT JOIN ({_latest_labels(label_src)}) l USING (prediction_id)"
+        sql = (
+            f"SELECT p.time AS __t, p.prediction_id AS __id, {', '.join(select)} "
+            f"FROM ({src.sql}) p{join}"
+        )
+        conditions, params = _conditions(where)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        outer = ", ".join(_ident(n) for n in [*names, *(_LABEL_JOIN if labels else ())])
+        return f"SELECT {outer} FROM ({sql})", params
 
     def _sources(
         self,
@@ -261,9 +269,15 @@ class LogReader:
             con.close()
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def _connect(memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB; with ``memory_mb``, tuned to stream in bounded memory."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    spill = Path(tempfile.gettempdir()) / f"livemodel-duckdb-{os.getpid()}-{uuid.uuid4().hex}"
+    con.execute(f"SET temp_directory = {_literal(str(spill))}")
+    if memory_mb is not None:
+        con.execute(f"SET memory_limit = '{int(memory_mb)}MiB'")
+        con.execute("SET preserve_insertion_order = false")
     return con
 
 

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import queue
 import threading
 import time
 from collections import Counter
@@ -39,17 +38,11 @@ from types import TracebackType
 from typing import Self, TypeAlias
 
 from livemodel.errors import InvalidInputError, StoreError
-from livemodel.store.logsegments import (
-    CLOSED_SUFFIX,
-    OPEN_SUFFIX,
-    compact_segment,
-    fsync_path,
-    local_root,
-    segment_stem,
-)
+from livemodel.store.logsegments import Compactor, OpenSegment, local_root, segment_stem
 from livemodel.store.predlog import PREDICTIONS, PredictionRecord, prediction_line
 
 _log = logging.getLogger(__name__)
+
 _MiB = 2**20
 
 
@@ -116,47 +109,6 @@ class _Batch:
         self.async_waiters: list[_Waiter] = []
 
 
-class _OpenSegment:
-    """An ``.open.jsonl`` file written with ``O_APPEND``; renamed to ``.jsonl`` on close."""
-
-    def __init__(self, directory: Path, stem: str, fsync: bool) -> None:
-        _make_dirs(directory, fsync)
-        self.path = directory / (stem + OPEN_SUFFIX)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self.fd = os.open(self.path, flags, 0o644)
-        if fsync:
-            fsync_path(directory)
-        self.stem, self.fsync, self.size, self.opened = stem, fsync, 0, time.monotonic()
-
-    def write(self, data: bytes) -> int:
-        """Write all of ``data``; return the number of ``write()`` calls it took."""
-        view, calls = memoryview(data), 0
-        while view:
-            view = view[os.write(self.fd, view) :]
-            calls += 1
-        self.size += len(data)
-        return calls
-
-    def close(self) -> Path:
-        os.close(self.fd)
-        closed = self.path.with_name(self.stem + CLOSED_SUFFIX)
-        self.path.rename(closed)
-        if self.fsync:
-            fsync_path(closed.parent)
-        return closed
-
-
-def _make_dirs(directory: Path, fsync: bool) -> None:
-    missing = []
-    while not directory.is_dir():
-        missing.append(directory)
-        directory = directory.parent
-    for path in reversed(missing):
-        path.mkdir(exist_ok=True)
-        if fsync:
-            fsync_path(path.parent)
-
-
 class GroupCommitWriter:
     """Appends encoded lines to per-model segments of one kind, with group commit.
 
@@ -175,8 +127,8 @@ class GroupCommitWriter:
         self._counts: Counter[str] = Counter()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._compactor = _Compactor(kind) if options.compact else None
-        self._segments: dict[str, _OpenSegment] = {}  # touched by the writer thread only
+        self._compactor = Compactor(kind) if options.compact else None
+        self._segments: dict[str, OpenSegment] = {}  # touched by the writer thread only
         self._token, self._seq, self._pid = os.urandom(3).hex(), 0, os.getpid()
 
     def submit(self, chunks: Mapping[str, bytes], nrecords: int) -> None:
@@ -328,7 +280,7 @@ class GroupCommitWriter:
         if seg is None:
             self._seq += 1
             stem = segment_stem(os.getpid(), time.time_ns() // 1000, self._token, self._seq)
-            seg = self._segments[model] = _OpenSegment(
+            seg = self._segments[model] = OpenSegment(
                 self._root / model / self._kind, stem, options.fsync
             )
             counts["segments"] += 1
@@ -383,34 +335,6 @@ def _settle_threadsafe(
 ) -> None:
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
         loop.call_soon_threadsafe(_settle, fut, failure)
-
-
-class _Compactor:
-    """A background thread compacting closed segments to Parquet, one at a time."""
-
-    def __init__(self, kind: str) -> None:
-        self._kind = kind
-        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def submit(self, path: Path) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="log compactor", daemon=True)
-            self._thread.start()
-        self._queue.put(path)
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        while (path := self._queue.get()) is not None:
-            try:
-                compact_segment(path, self._kind)
-            except (StoreError, OSError):
-                _log.exception("cannot compact log segment %s; it stays JSON lines", path)
 
 
 def encode_by_model(lines: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:

@@ -1,8 +1,10 @@
 """Prediction and label log: records, their validation, and the on-disk format.
 
-The writer lives in :mod:`livemodel.store.logwriter`, segment decoding, compaction and
-queries in :mod:`livemodel.store.logreader`, labels in :mod:`livemodel.store.labels`;
-this module is the record type and the format they share.
+This module specifies the format and encodes records; :mod:`.logdecode` decodes them
+into Arrow, :mod:`.logsegments` manages segment files (and compaction),
+:mod:`.logwriter` writes (:class:`~livemodel.store.logwriter.PredictionLog`),
+:mod:`.logreader` queries (:class:`~livemodel.store.logreader.LogReader`) and
+:mod:`.labels` holds the label log.
 
 On-disk format, version 1
 -------------------------
