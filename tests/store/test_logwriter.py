@@ -349,3 +349,70 @@ def test_sigkill_loses_no_acknowledged_record(tmp_path: Path) -> None:
     # The dead writer's segment is sealed and compacted; still nothing is lost.
     assert compact(root, "m")
     assert ids == set(logged_ids(root))
+
+
+def test_close_wakes_callers_waiting_for_room(tmp_path: Path, gate: threading.Event) -> None:
+    log = PredictionLog(tmp_path, LogOptions(max_pending_bytes=1, timeout_s=60, compact=False))
+    first = rec()
+    holder = threading.Thread(target=log.append, args=([first],))
+    holder.start()
+    assert gate.entered.wait(20)  # type: ignore[attr-defined]
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            log.append([rec()])
+        except StoreError as exc:
+            errors.append(exc)
+
+    blocked = threading.Thread(target=waiter)
+    blocked.start()
+    wait_until(lambda: log._writer._room._waiters.__len__() == 1, "a caller waiting for room")  # type: ignore[attr-defined]
+    closer = threading.Thread(target=log.close)
+    closer.start()
+    blocked.join(20)
+    assert [str(e) for e in errors] == ["prediction log is closed"]
+    gate.set()
+    for t in (holder, closer):
+        t.join(20)
+    assert logged_ids(tmp_path) == [first.prediction_id]
+
+
+def test_reading_while_writing_sees_only_whole_records(tmp_path: Path) -> None:
+    stop = threading.Event()
+
+    def writer() -> None:
+        for _ in range(150):
+            if stop.is_set():
+                return
+            log.append([rec(pad="x" * 5000)])
+
+    with PredictionLog(tmp_path, NO_COMPACT) as log:
+        threads = [threading.Thread(target=writer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            seen = [len(logged_ids(tmp_path)) for _ in range(5)]
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert seen == sorted(seen) and seen[-1] > 0
+    assert len(logged_ids(tmp_path)) >= seen[-1]
+
+
+def test_an_unwritable_root_is_a_store_error(tmp_path: Path) -> None:
+    root = tmp_path / "file"
+    root.write_text("not a directory")
+    with PredictionLog(root, NO_COMPACT) as log:
+        with pytest.raises(StoreError, match="cannot write prediction log"):
+            log.append([rec()])
+        assert log.stats().failed_batches == 1
+
+
+def test_a_log_used_after_fork_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with PredictionLog(tmp_path, NO_COMPACT) as log:
+        monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a forked child
+        with pytest.raises(StoreError, match="fork"):
+            log.append([rec()])
+        monkeypatch.undo()
