@@ -27,11 +27,14 @@ replicas never contend on a file. A segment is named
     written to ``.parquet.tmp`` then renamed, after which the ``.jsonl`` is deleted.
     Readers prefer ``.parquet`` over ``.jsonl`` over ``.open.jsonl`` for one name.
 
-A JSON-lines segment holds UTF-8 JSON objects, each ending in ``\\n`` and handed to
-the operating system in one ``write()`` (``O_APPEND``) before the writer acknowledges
-it. Bytes after the last ``\\n`` are a torn write and are ignored by readers; any other
-line that is not a valid record makes the segment corrupt (``StoreError``). Keys of a
-prediction line::
+A JSON-lines segment holds UTF-8 JSON objects, each ending in ``\\n``. A writer hands
+whole lines (a group-committed batch) to the operating system with ``write()`` on the
+``O_APPEND`` file before it acknowledges them, and abandons a segment after a failed
+write, so a partial line can only be a segment's last. Bytes after the last ``\\n`` are
+such a torn write and are ignored by readers; any other line that is not a valid record
+makes the segment corrupt (``StoreError`` naming the file). ``logsegments.compact``
+compacts closed segments, and ``.open`` ones left by dead processes of this host (their
+torn tail dropped). Keys of a prediction line::
 
     {"id": str, "ts": int (µs since 1970-01-01 UTC), "model": str, "version": int,
      "features": {name: scalar}, "outputs": {name: scalar | list | object},
