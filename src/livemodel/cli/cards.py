@@ -96,9 +96,10 @@ def print_card(v: ModelVersion) -> None:
 
 
 def print_audit(name: str, events: Sequence[AuditEvent]) -> None:
-    table = Table(
-        "#", "when", "action", "alias", "from", "to", "actor", "reason", title=f"audit: {name}"
-    )
+    table = Table(title=f"audit: {name}")
+    for column in ("#", "when", "action", "alias", "from", "to", "actor"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason")
     for e in events:
         table.add_row(
             str(e.id),

@@ -9,7 +9,7 @@ import typer
 
 from livemodel.cli import cards
 from livemodel.cli.output import console, print_json
-from livemodel.errors import InvalidInputError
+from livemodel.errors import InvalidInputError, SchemaError
 
 models_app = typer.Typer(help="List registered models and show their cards.", no_args_is_help=True)
 alias_app = typer.Typer(
@@ -52,15 +52,23 @@ def register(
     """Register a model version: fit it first if it is not fitted yet."""
     from livemodel.cli.inputs import load_model_object, read_frame
     from livemodel.registry.model_io import check_model
+    from livemodel.registry.refs import check_alias, check_name
+    from livemodel.schema.signature import infer_signature
 
+    check_name(name)
+    if alias is not None:
+        check_alias(alias)
     tags = _parse_tags(tag)
     train = read_frame(data)
     valid = read_frame(validation) if validation is not None else None
     estimator = load_model_object(model)
+    if train.empty:
+        raise SchemaError(f"the training data {str(data)!r} is empty (no rows)")
     if target not in train.columns:
         raise InvalidInputError(
             f"target column {target!r} is not in {str(data)!r} (columns: {list(train.columns)[:8]})"
         )
+    infer_signature(train, target)  # refuse data the registry cannot describe before fitting
     estimator = _fitted(estimator, train, target)
     check_model(estimator)
     version = _registry().register(
