@@ -66,29 +66,44 @@ def kll_equal(a: kll_doubles_sketch, b: kll_doubles_sketch) -> bool:
     )
 
 
-def kll_distances(a: kll_doubles_sketch, b: kll_doubles_sketch) -> tuple[float, float]:
-    """``(sup |F_a - F_b|, integral |F_a - F_b| dx)``: the KS statistic and the first
-    Wasserstein distance between the distributions two non-empty sketches describe.
+def kll_distances(
+    a: kll_doubles_sketch, b: kll_doubles_sketch, *, trim: float = 0.0
+) -> tuple[float, float]:
+    """``(sup |F_a - F_b|, W)`` for the distributions two non-empty sketches describe:
+    the KS statistic and the first Wasserstein distance ``W``, computed as the mean of
+    ``|Q_a(p) - Q_b(p)|`` over ranks ``trim <= p <= 1 - trim`` (``trim=0``: the usual W).
 
-    A sketch that has not compacted yet holds its data exactly and its CDF is the
-    empirical step function, so both numbers are exact (they match scipy). A compacting
-    sketch keeps items standing for ``2^h`` values each; read as steps, its CDF jumps by
-    ``2^h / n`` at sparse points and the integral of the jumps dominates the distance in
-    long tails. There the CDF is read as the line through each item's mid-step
-    (``F(x) - w / 2n``), anchored at the exact minimum and maximum.
-    Both functions are then linear between consecutive points of the merged grid, so
-    sup and integral are computed exactly for the two curves.
+    A sketch that has not compacted yet holds its data exactly; its CDF is the empirical
+    step function and both numbers are exact (they match scipy). A compacting sketch
+    keeps items standing for ``2^h`` values each; read as steps, its CDF jumps by
+    ``2^h / n`` at sparse points, and those jumps integrated over a long tail dominate
+    the distance. There the CDF is read as the line through each item's mid-step
+    (``F(x) - w / 2n``), anchored at the exact minimum and maximum. Both curves are then
+    linear (or constant) between consecutive points of the merged grid, so the sup and
+    the integral are exact for the two curves.
     """
+    if not 0.0 <= trim < 0.5:
+        raise InvalidInputError(f"trim must be in [0, 0.5), got {trim}")
     cdf_a, cdf_b = _SketchCdf(a), _SketchCdf(b)
     grid = np.union1d(cdf_a.knots, cdf_b.knots)
     start = cdf_a.right(grid) - cdf_b.right(grid)  # value on [g_i, g_i+1) at its start
     end = cdf_a.left(grid[1:]) - cdf_b.left(grid[1:])  # limit at the interval's end
     ks = float(max(np.abs(start).max(), np.abs(end).max(initial=0.0)))
-    s, e, width = np.abs(start[:-1]), np.abs(end), np.diff(grid)
-    crossing = (start[:-1] * end) < 0
+    ranks = np.union1d(cdf_a.ranks(), cdf_b.ranks())
+    ranks = np.concatenate([[trim], ranks[(ranks > trim) & (ranks < 1 - trim)], [1 - trim]])
+    q_start = cdf_a.quantile(ranks[:-1], upper=True) - cdf_b.quantile(ranks[:-1], upper=True)
+    q_end = cdf_a.quantile(ranks[1:], upper=False) - cdf_b.quantile(ranks[1:], upper=False)
+    area = _integral_of_abs(q_start, q_end, np.diff(ranks))
+    return ks, area / (1 - 2 * trim)
+
+
+def _integral_of_abs(start: FloatArray, end: FloatArray, width: FloatArray) -> float:
+    """Integral of ``|f|`` for ``f`` linear on each interval from ``start`` to ``end``."""
+    s, e = np.abs(start), np.abs(end)
+    crossing = (start * end) < 0
     with np.errstate(invalid="ignore", divide="ignore"):
         area = np.where(crossing, (s * s + e * e) / (2 * (s + e)), (s + e) / 2)
-    return ks, float(np.sum(area * width))
+    return float(np.sum(area * width))
 
 
 class _SketchCdf:
@@ -128,6 +143,17 @@ class _SketchCdf:
         values = np.interp(x, self.knots, self._values, left=0.0, right=1.0)
         values[x <= self.low] = 0.0
         return values
+
+    def ranks(self) -> FloatArray:
+        """The ranks where the quantile function bends or steps."""
+        return self._values
+
+    def quantile(self, p: FloatArray, *, upper: bool) -> FloatArray:
+        """``Q(p+)`` (``upper``) or ``Q(p-)``; ``Q`` is the inverse of the CDF above."""
+        if self.smooth:
+            return np.interp(p, self._values, self.knots)
+        index = np.searchsorted(self._values, p, side="right" if upper else "left")
+        return cast(FloatArray, self.knots[np.minimum(index, self.knots.size - 1)])
 
     def _step(self, index: Any) -> FloatArray:
         padded = np.concatenate([[0.0], self._values])
