@@ -139,7 +139,10 @@ def _threshold_value(value: object) -> float:
 
 # -- exact statistics on raw samples ------------------------------------------------------
 def ks_test(reference: object, current: object) -> TestResult:
-    """Two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``, method ``auto``)."""
+    """Two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``, method ``auto``).
+
+    NaN is dropped; infinite values take part as the most extreme ranks.
+    """
     ref, cur = _sample(reference, "reference"), _sample(current, "current")
     with warnings.catch_warnings():
         # scipy falls back to the asymptotic p-value, which is what we want, but warns.

@@ -165,13 +165,6 @@ def kll_quantiles(sketch: kll_doubles_sketch, ranks: FloatArray) -> FloatArray:
     return np.asarray(sketch.get_quantiles(ranks.tolist()), dtype=np.float64)
 
 
-def kll_rank_error(sketch: kll_doubles_sketch) -> float:
-    """The sketch's stated single-rank error (99% confidence), 0 while it is exact."""
-    if not sketch.is_estimation_mode():
-        return 0.0
-    return float(sketch.normalized_rank_error(False))
-
-
 class FrequentValues:
     """Bounded, mergeable counts of values (Misra-Gries with ``capacity`` counters)."""
 
@@ -248,13 +241,6 @@ def _reduce(keys: list[str], counts: IntArray, capacity: int) -> dict[str, int]:
         counts = counts - cut
     keep = np.flatnonzero(counts > 0)
     return {keys[i]: int(counts[i]) for i in keep.tolist()}
-
-
-def top_k_indices(counts: IntArray, k: int) -> IntArray:
-    """Indices of the ``k`` largest counts (all of them if there are fewer), unordered."""
-    if counts.size <= k:
-        return np.arange(counts.size, dtype=np.int64)
-    return cast(IntArray, np.argpartition(counts, counts.size - k)[counts.size - k :])
 
 
 def n_buckets(n_edges: int) -> int:
