@@ -1,14 +1,16 @@
 """Settings: the one place that reads the environment.
 
-=====================  ==============================================  =======================
-variable               meaning                                         default
-=====================  ==============================================  =======================
-``LIVEMODEL_HOME``     folder for the embedded backends                ``./.livemodel``
-``LIVEMODEL_DB_URL``   SQLAlchemy URL of the metadata database         ``sqlite:///$HOME/livemodel.db``
-``LIVEMODEL_ARTIFACTS`` fsspec URL of the artifact store               ``$HOME/artifacts``
-``LIVEMODEL_LOGS``     folder of the prediction and label log          ``$HOME/logs``
-``LIVEMODEL_ACTOR``    who is recorded in the audit log                ``user@host``
-=====================  ==============================================  =======================
+- ``LIVEMODEL_HOME``: folder for the embedded backends (default ``./.livemodel``)
+- ``LIVEMODEL_DB_URL``: SQLAlchemy URL of the metadata database
+  (default ``sqlite:///$LIVEMODEL_HOME/livemodel.db``)
+- ``LIVEMODEL_ARTIFACTS``: fsspec URL of the artifact store (``$LIVEMODEL_HOME/artifacts``)
+- ``LIVEMODEL_LOGS``: folder of the prediction and label log (``$LIVEMODEL_HOME/logs``)
+- ``LIVEMODEL_ACTOR``: who the audit log records (``user@host``)
+- ``LIVEMODEL_CONFIG``: the project file with serving, monitoring and loop settings
+  (``./livemodel.toml`` when it exists)
+
+``PROMETHEUS_MULTIPROC_DIR`` (set by ``livemodel serve --workers N``) makes metrics
+aggregate over worker processes.
 
 Everything below this module receives its backends as arguments; :func:`livemodel.connect`
 builds them from a :class:`Settings`.
@@ -19,9 +21,11 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from livemodel.errors import ConfigError
 
@@ -35,17 +39,37 @@ class Settings:
     artifact_url: str
     log_dir: Path
     actor: str
+    config_file: Path | None = None
+    project: Mapping[str, Any] = field(default_factory=dict)
+    metrics_dir: str | None = None
+
+    @property
+    def serving(self) -> Mapping[str, Any]:
+        """The ``[serving]`` table of the project file."""
+        table = self.project.get("serving", {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[serving] in {self.config_file} must be a table")
+        return table
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("LIVEMODEL_HOME") or ".livemodel").expanduser()
-        return cls.at(
+        config = env.get("LIVEMODEL_CONFIG") or None
+        if config is None and Path("livemodel.toml").is_file():
+            config = "livemodel.toml"
+        settings = cls.at(
             home,
             db_url=env.get("LIVEMODEL_DB_URL") or None,
             artifact_url=env.get("LIVEMODEL_ARTIFACTS") or None,
             log_dir=env.get("LIVEMODEL_LOGS") or None,
             actor=env.get("LIVEMODEL_ACTOR") or None,
+        )
+        return replace(
+            settings,
+            config_file=Path(config).absolute() if config else None,
+            project=read_project_file(Path(config)) if config else {},
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
     @classmethod
@@ -69,6 +93,19 @@ class Settings:
             log_dir=Path(log_dir) if log_dir else home / "logs",
             actor=actor or _default_actor(),
         )
+
+
+def read_project_file(path: Path) -> dict[str, Any]:
+    """Parse ``livemodel.toml``; a missing or malformed file is a one-line ConfigError."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
 
 
 def _default_actor() -> str:

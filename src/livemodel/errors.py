@@ -16,6 +16,7 @@ as a traceback.
     │   ├── SchemaError        a frame or column the signature cannot describe
     │   └── ValidationError    a batch violates a model's signature (carries violations)
     ├── ModelError             the user's model misbehaves (no ``predict``, raises, NaN)
+    ├── UnavailableError       the server cannot answer now (overloaded, model down): 503
     └── StatisticsError        a statistic is undefined for the data given
 """
 
@@ -83,6 +84,12 @@ class ModelError(LivemodelError):
     """The user's model object is unusable or failed while predicting."""
 
     http_status = 500
+
+
+class UnavailableError(LivemodelError):
+    """The service cannot answer right now (overloaded, model failed with no fallback)."""
+
+    http_status = 503
 
 
 class StatisticsError(LivemodelError):

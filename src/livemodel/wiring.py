@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from livemodel.config import Settings
 from livemodel.registry.registry import Registry
 from livemodel.store.artifacts import ArtifactStore
 from livemodel.store.database import open_database
 from livemodel.store.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from livemodel.serving.options import ServerOptions
+    from livemodel.serving.state import ServingState
 
 
 def connect(settings: Settings | None = None) -> Registry:
@@ -14,3 +22,36 @@ def connect(settings: Settings | None = None) -> Registry:
     settings = settings or Settings.from_env()
     db = open_database(settings.db_url)
     return Registry(MetadataStore(db), ArtifactStore(settings.artifact_url), actor=settings.actor)
+
+
+def serving_state(settings: Settings, options: ServerOptions) -> ServingState:
+    """Everything one server process needs, built from settings and serving options."""
+    from livemodel.serving.auth import Authenticator
+    from livemodel.serving.metrics import ServerMetrics
+    from livemodel.serving.state import ServingState
+    from livemodel.store.labels import LabelLog
+    from livemodel.store.logreader import LogReader
+    from livemodel.store.logwriter import LogOptions, PredictionLog
+    from livemodel.store.tokens import TokenStore
+
+    registry = connect(settings)
+    log_options = LogOptions(fsync=options.fsync)
+    return ServingState(
+        registry=registry,
+        options=options,
+        log=PredictionLog(settings.log_dir, log_options),
+        labels=LabelLog(settings.log_dir, log_options),
+        reader=LogReader(settings.log_dir),
+        auth=Authenticator(TokenStore(registry.metadata.db)),
+        metrics=ServerMetrics(multiprocess=settings.metrics_dir is not None),
+    )
+
+
+def serving_app() -> Starlette:
+    """The app factory uvicorn workers call (``livemodel serve --workers N``)."""
+    from livemodel.serving.app import build_app
+
+    settings = Settings.from_env()
+    from livemodel.serving.options import ServerOptions
+
+    return build_app(serving_state(settings, ServerOptions.parse(settings.serving)))

@@ -78,3 +78,14 @@ audit_events = Table(
     Column("reason", Text, nullable=True),
     Column("details", Json, nullable=False),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("scopes", Json, nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,1 @@
+"""The model server: validated, logged, metered predictions over HTTP."""

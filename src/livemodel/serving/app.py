@@ -1,0 +1,252 @@
+"""The ASGI application: routes, and errors turned into JSON with the right status.
+
+Client mistakes are 4xx with a message that names the problem; a model that fails with
+no fallback is 503; anything unexpected is a 500 that says so without a stack trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from livemodel.errors import InvalidInputError, LivemodelError, NotFoundError
+from livemodel.serving import oip
+from livemodel.serving.engine import PredictRequest
+from livemodel.serving.feedback import check_labels
+from livemodel.serving.http import error_response, json_response, read_json, records_from
+from livemodel.serving.openapi import OPENAPI
+from livemodel.serving.state import ServingState
+
+_log = logging.getLogger("livemodel.serving")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure per route reads best
+    options = state.options
+
+    def handled(endpoint: str, scope: str | None = None) -> Callable[[Handler], Handler]:
+        def wrap(fn: Handler) -> Handler:
+            async def run(request: Request) -> Response:
+                model = request.path_params.get("name", "")
+                try:
+                    if scope is not None:
+                        state.auth.require(request, scope)
+                    response = await fn(request)
+                except LivemodelError as exc:
+                    response = error_response(exc)
+                except Exception:  # noqa: BLE001 - never a stack trace to a client
+                    _log.exception("unexpected error on %s", request.url.path)
+                    response = json_response(
+                        {"error": {"type": "InternalError", "message": "internal server error"}},
+                        500,
+                    )
+                state.metrics.requests.labels(model, endpoint, str(response.status_code)).inc()
+                return response
+
+            return run
+
+        return wrap
+
+    predict_scope = "predict" if options.require_predict_token else None
+
+    @handled("predict", predict_scope)
+    async def predict(request: Request) -> Response:
+        endpoint = state.endpoint(request.path_params["name"])
+        records = records_from(await read_json(request, options.max_body_bytes), options.max_rows)
+        answer = await endpoint.predict(PredictRequest(records))
+        return json_response(
+            {"model": endpoint.name, "version": answer.version, "predictions": answer.rows}
+        )
+
+    @handled("infer", predict_scope)
+    async def infer(request: Request) -> Response:
+        endpoint = state.endpoint(request.path_params["name"])
+        body = await read_json(request, options.max_body_bytes)
+        signature = endpoint.handle.version.signature
+        records = oip.records_from_infer(body, signature, options.max_rows)
+        answer = await endpoint.predict(PredictRequest(records))
+        classes = endpoint.handle.classes
+        request_id = body.get("id") if isinstance(body, dict) else None
+        return json_response(
+            oip.infer_response(endpoint.name, answer.version, request_id, answer.rows, classes)
+        )
+
+    @handled("feedback", "feedback" if options.require_predict_token else None)
+    async def feedback(request: Request) -> Response:
+        endpoint = state.endpoint(request.path_params["name"])
+        body = await read_json(request, options.max_body_bytes)
+        labels = check_labels(body, endpoint.handle.version.signature, options.max_rows)
+        ids = [label.prediction_id for label in labels]
+        known = await _to_thread(state.labels.known_ids, endpoint.name, ids)
+        accepted = [label for label in labels if label.prediction_id in known]
+        if accepted:
+            await state.labels.append_async(endpoint.name, accepted)
+        unknown = sorted({i for i in ids if i not in known})
+        return json_response({"accepted": len(accepted), "unknown_ids": unknown})
+
+    @handled("models")
+    async def models(request: Request) -> Response:
+        return json_response(
+            [
+                {
+                    "name": e.name,
+                    "version": e.handle.number,
+                    "alias": e.options.alias,
+                    "validation": e.options.validation,
+                    "fallback": e.options.fallback,
+                }
+                for e in state.endpoints.values()
+            ]
+        )
+
+    @handled("set_alias", "admin")
+    async def set_alias(request: Request) -> Response:
+        name, alias = request.path_params["name"], request.path_params["alias"]
+        body = await read_json(request, 64 * 1024)
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise InvalidInputError('send {"version": <positive integer>, "reason": "..."}')
+        reason = body.get("reason")
+        before = await _to_thread(
+            state.registry.set_alias, name, alias, version, reason=reason if reason else None
+        )
+        await state.refresh()
+        return json_response({"model": name, "alias": alias, "from": before, "to": version})
+
+    @handled("review")
+    async def review_list(request: Request) -> Response:
+        model = request.query_params.get("model")
+        names = [model] if model else sorted(state.endpoints)
+        limit = _int_param(request, "limit", 100, 1, 10_000)
+        days = _int_param(request, "days", 7, 1, 3_650)
+        items = []
+        for name in names:
+            items.extend(await _to_thread(_pending_review, state, name, days, limit))
+        return json_response({"items": items[:limit]})
+
+    @handled("review_verdict", "admin")
+    async def review_verdict(request: Request) -> Response:
+        name, pid = request.path_params["name"], request.path_params["prediction_id"]
+        endpoint = state.endpoint(name)
+        body = await read_json(request, 64 * 1024)
+        labels = check_labels(
+            {
+                "labels": [
+                    {"id": pid, "label": body.get("label") if isinstance(body, dict) else None}
+                ]
+            },
+            endpoint.handle.version.signature,
+            1,
+            source="review",
+        )
+        if pid not in await _to_thread(state.labels.known_ids, name, [pid]):
+            raise NotFoundError(f"no prediction {pid!r} of model {name!r}")
+        await state.labels.append_async(name, labels)
+        return json_response({"prediction_id": pid, "label": labels[0].label})
+
+    async def live(request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(request: Request) -> Response:
+        ok = state.ready
+        return json_response({"ready": ok, "models": sorted(state.endpoints)}, 200 if ok else 503)
+
+    @handled("model_ready")
+    async def model_ready(request: Request) -> Response:
+        state.endpoint(request.path_params["name"])
+        return json_response({"name": request.path_params["name"], "ready": True})
+
+    @handled("model_metadata")
+    async def model_metadata(request: Request) -> Response:
+        e = state.endpoint(request.path_params["name"])
+        return json_response(
+            oip.model_metadata(
+                e.name, e.handle.number, e.handle.version.signature, e.handle.is_classifier
+            )
+        )
+
+    async def server_metadata(request: Request) -> Response:
+        return json_response({"name": "livemodel", "version": "0.1.0", "extensions": []})
+
+    async def metrics(request: Request) -> Response:
+        return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def openapi(request: Request) -> Response:
+        return json_response(OPENAPI)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    routes = [
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+        Route("/v1/models/{name}/feedback", feedback, methods=["POST"]),
+        Route("/v1/models/{name}/aliases/{alias}", set_alias, methods=["PUT"]),
+        Route("/v1/review", review_list, methods=["GET"]),
+        Route("/v1/review/{name}/{prediction_id}", review_verdict, methods=["POST"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/healthz", live, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _to_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInputError(f"query parameter {name!r} must be an integer in [{low}, {high}]")
+    return int(raw)
+
+
+def _pending_review(state: ServingState, name: str, days: int, limit: int) -> list[dict[str, Any]]:
+    """Low-confidence predictions of the last ``days`` that have no label yet."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    try:
+        table = state.reader.window(name, start=since, with_labels=True)
+    except NotFoundError:
+        return []
+    rows = table.to_pylist()
+    pending = [
+        r for r in rows if "low_confidence" in (r.get("flags") or []) and r.get("label") is None
+    ]
+    pending.sort(key=lambda r: r["time"], reverse=True)
+    return [
+        {
+            "model": name,
+            "prediction_id": r["prediction_id"],
+            "version": r["version"],
+            "time": r["time"].isoformat(),
+            "outputs": {k[2:]: v for k, v in r.items() if k.startswith("o.")},
+            "features": {k[2:]: v for k, v in r.items() if k.startswith("f.")},
+        }
+        for r in pending[:limit]
+    ]

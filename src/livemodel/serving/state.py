@@ -1,0 +1,109 @@
+"""What a server process holds: one endpoint per served model, kept on the live version.
+
+A watcher polls the registry's aliases every ``poll_seconds``; when an alias moves it loads
+the new version in a thread and swaps it in, so every replica follows within a poll
+interval plus the load time, and no request fails during the swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from livemodel.errors import LivemodelError, NotFoundError
+from livemodel.registry.registry import Registry
+from livemodel.serving.auth import Authenticator
+from livemodel.serving.engine import ModelEndpoint
+from livemodel.serving.handles import ModelHandle, load_handle
+from livemodel.serving.metrics import ServerMetrics
+from livemodel.serving.options import ServerOptions
+from livemodel.store.labels import LabelLog
+from livemodel.store.logreader import LogReader
+from livemodel.store.logwriter import PredictionLog
+
+_log = logging.getLogger("livemodel.serving")
+
+
+@dataclass
+class ServingState:
+    registry: Registry
+    options: ServerOptions
+    log: PredictionLog
+    labels: LabelLog
+    reader: LogReader
+    auth: Authenticator
+    metrics: ServerMetrics
+    endpoints: dict[str, ModelEndpoint] = field(default_factory=dict)
+    ready: bool = False
+    _watcher: asyncio.Task[None] | None = None
+
+    def endpoint(self, name: str) -> ModelEndpoint:
+        found = self.endpoints.get(name)
+        if found is None:
+            served = ", ".join(sorted(self.endpoints)) or "none"
+            raise NotFoundError(f"model {name!r} is not served here (served: {served})")
+        return found
+
+    async def start(self) -> None:
+        await self.refresh()
+        self.ready = True
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="alias-watch")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for endpoint in self.endpoints.values():
+            await endpoint.batcher.close()
+        await asyncio.to_thread(self.log.close)
+        await asyncio.to_thread(self.labels.close)
+
+    async def refresh(self) -> None:
+        """Load every model whose serving alias points at a version not yet served."""
+        summaries = await asyncio.to_thread(self.registry.models)
+        for summary in summaries:
+            options = self.options.for_model(summary.name)
+            version = summary.aliases.get(options.alias)
+            current = self.endpoints.get(summary.name)
+            if version is None or (current is not None and current.handle.number == version):
+                continue
+            ref = f"{summary.name}@{version}"
+            try:
+                handle = await asyncio.to_thread(load_handle, self.registry, ref)
+            except LivemodelError as exc:
+                _log.error("cannot load %s, still serving the previous version: %s", ref, exc)
+                continue
+            if current is None:
+                self.endpoints[summary.name] = ModelEndpoint(
+                    handle, options, self.log, self.metrics,
+                    previous=await asyncio.to_thread(self._previous, summary.name, options.alias),
+                )  # fmt: skip
+            else:
+                current.swap(handle)
+                _log.info("now serving %s (was version %s)", ref, current.previous_number)
+            self.metrics.served_version.labels(summary.name, options.alias).set(version)
+
+    def _previous(self, name: str, alias: str) -> ModelHandle | None:
+        """The version the alias pointed at before, for the 'previous' fallback."""
+        options = self.options.for_model(name)
+        if options.fallback != "previous":
+            return None
+        moves = [e for e in self.registry.audit(name) if e.alias == alias and e.from_version]
+        if not moves:
+            return None
+        try:
+            return load_handle(self.registry, f"{name}@{moves[-1].from_version}")
+        except LivemodelError as exc:
+            _log.error("cannot load the fallback version of %s: %s", name, exc)
+            return None
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_seconds)
+            try:
+                await self.refresh()
+            except LivemodelError as exc:  # the database may be down for a moment
+                _log.warning("alias refresh failed: %s", exc)
