@@ -17,10 +17,13 @@ multiclass.
 The band is the sampling error of the realized metric at the window's size, found by a
 seeded parametric bootstrap: ``n_simulations`` label sets are drawn from the calibrated
 probabilities of the window itself, each realized metric is computed exactly (confusion
-matrix; Mann-Whitney with mid-ranks for AUC, which equals scikit-learn's value), and the
-band is ``value ± band_sigmas · std``, clipped to [0, 1]. NannyML instead scales the std of
-the metric over reference chunks by ``sqrt(chunk / n)``; simulating on the window adapts the
-band to the window's own score distribution. Cost is ``O(n_simulations · n · K)``.
+matrix; Mann-Whitney with mid-ranks for AUC, which equals scikit-learn's value). When a
+calibrator is used, ``n_calibration_draws`` calibrators fitted on bootstrap resamples of
+the reference give the spread the calibrator's own error adds; the two standard deviations
+add in quadrature and the band is ``value ± band_sigmas · std_error``, clipped to [0, 1].
+NannyML instead scales the std of the metric over reference chunks by ``sqrt(chunk / n)``;
+simulating on the window adapts the band to the window's own score distribution. Cost is
+``O(n_simulations · n · K)`` plus one point estimate per calibration draw.
 
 Assumption and known limit: CBPE is right under covariate shift, while ``P(y | x)`` — and
 so the calibration learned on the reference — stays fixed. Under concept drift the

@@ -76,7 +76,8 @@ class EstimatedMetric:
     reason: str | None = None
 
 
-def _is_missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
+    """True for None, float NaN and pandas' NA / NaT scalars (without importing pandas)."""
     if value is None or type(value).__name__ in ("NAType", "NaTType"):
         return True
     return isinstance(value, float) and math.isnan(value)
@@ -92,7 +93,7 @@ def as_labels(values: npt.ArrayLike, name: str) -> npt.NDArray[Any]:
         raise InvalidInputError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.dtype.kind == "f" and bool(np.isnan(arr).any()):
         raise InvalidInputError(f"{name} contains NaN; drop unlabelled rows first")
-    if arr.dtype.kind == "O" and any(_is_missing(v) for v in arr.tolist()):
+    if arr.dtype.kind == "O" and any(is_missing(v) for v in arr.tolist()):
         raise InvalidInputError(f"{name} contains missing values; drop them first")
     if arr.dtype.kind not in "biufOUS":
         raise InvalidInputError(f"{name} has unsupported label dtype {arr.dtype}")

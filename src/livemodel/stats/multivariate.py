@@ -38,7 +38,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 
 from livemodel.errors import InvalidInputError, SchemaError, StatisticsError
-from livemodel.stats.metrics import FloatArray
+from livemodel.stats.metrics import FloatArray, is_missing
 
 _MISSING = "\x00missing"
 _MAX_CODES = 254  # HistGradientBoosting bins categories into at most 255 codes
@@ -76,12 +76,6 @@ class _Column:
     freqs: tuple[float, ...] = ()
 
 
-def _is_missing(v: object) -> bool:
-    if v is None or type(v).__name__ in ("NAType", "NaTType"):
-        return True
-    return isinstance(v, float) and math.isnan(v)
-
-
 def _columns(frame: FrameLike) -> dict[str, npt.NDArray[Any]]:
     """Name -> 1-D array for every column; all columns of one length."""
     if isinstance(frame, np.ndarray):
@@ -108,7 +102,7 @@ def _is_numeric(arr: npt.NDArray[Any], name: str) -> bool:
     if arr.dtype.kind in "US":
         return False
     if arr.dtype.kind == "O":
-        values = [v for v in arr.tolist() if not _is_missing(v)]
+        values = [v for v in arr.tolist() if not is_missing(v)]
         return bool(values) and all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in values
         )
@@ -120,7 +114,7 @@ def _as_float(arr: npt.NDArray[Any], name: str) -> FloatArray:
         raise SchemaError(f"column {name!r} is numeric in the reference, got dtype {arr.dtype}")
     try:
         if arr.dtype.kind == "O":
-            return np.array([np.nan if _is_missing(v) else float(v) for v in arr.tolist()])
+            return np.array([np.nan if is_missing(v) else float(v) for v in arr.tolist()])
         out = np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"column {name!r} is numeric in the reference: {exc}") from exc
@@ -130,7 +124,7 @@ def _as_float(arr: npt.NDArray[Any], name: str) -> FloatArray:
 
 
 def _as_keys(arr: npt.NDArray[Any]) -> list[str]:
-    return [_MISSING if _is_missing(v) else str(v) for v in arr.tolist()]
+    return [_MISSING if is_missing(v) else str(v) for v in arr.tolist()]
 
 
 def _fit_columns(cols: dict[str, npt.NDArray[Any]]) -> list[_Column]:
