@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from livemodel.errors import InvalidInputError, StatisticsError
 from livemodel.stats.cbpe import CBPE, expected_calibration_error
@@ -155,7 +155,8 @@ def test_concept_drift_leaves_the_band(logistic: Setup) -> None:
 
 def _draw_labels(rng: np.random.Generator, q: np.ndarray) -> np.ndarray:
     cum = q.cumsum(axis=1)
-    return np.minimum((rng.uniform(size=(q.shape[0], 1)) > cum).sum(axis=1), q.shape[1] - 1)
+    drawn = (rng.uniform(size=(q.shape[0], 1)) > cum).sum(axis=1)
+    return np.asarray(np.minimum(drawn, q.shape[1] - 1))
 
 
 @pytest.mark.parametrize(

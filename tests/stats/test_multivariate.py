@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from livemodel.errors import InvalidInputError, SchemaError, StatisticsError
 from livemodel.stats.multivariate import (
@@ -247,7 +247,7 @@ def test_domain_classifier_bad_input(domain: DomainClassifierDrift) -> None:
         DomainClassifierDrift().calculate(np.zeros((10, 2)))
     for params in ({"threshold": 0.4}, {"threshold": 1.0}, {"n_folds": 1}, {"max_rows": 2}):
         with pytest.raises(InvalidInputError):
-            DomainClassifierDrift(**params).fit(np.zeros((10, 2)))  # type: ignore[arg-type]
+            DomainClassifierDrift(**params).fit(np.zeros((10, 2)))
     with pytest.raises(StatisticsError):
         DomainClassifierDrift().fit(np.zeros((3, 2)))
 
