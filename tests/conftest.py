@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import uuid
+
+# Two cores are shared by the test process and the servers it starts: OpenMP pools in
+# scikit-learn and LightGBM would oversubscribe them and slow everything ten-fold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from collections.abc import Iterator
 
 import pytest
