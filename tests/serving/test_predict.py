@@ -35,7 +35,9 @@ def check_rows(answer: list[dict[str, Any]], frame: pd.DataFrame, model: Any) ->
     assert len(answer) == len(frame)
     for row, proba in zip(answer, expected, strict=True):
         assert row["version"] == 1
-        assert row["flags"] == [] or all(f.startswith(("out_of_range", "unseen")) for f in row["flags"])
+        assert row["flags"] == [] or all(
+            f.startswith(("out_of_range", "unseen")) for f in row["flags"]
+        )
         assert row["proba"] == pytest.approx({"0": proba[0], "1": proba[1]}, rel=1e-9, abs=1e-12)
         assert row["label"] == int(np.argmax(proba))
         assert math.isclose(sum(row["proba"].values()), 1.0)
@@ -85,7 +87,9 @@ def test_ids_are_unique_and_every_answer_is_logged(
     assert len(set(ids)) == len(ids) == len(sent)
 
     # The real CLI, in another process.
-    exported = json.loads(cli(server.home, server.faults, "predictions", "flights", "--json").stdout)
+    exported = json.loads(
+        cli(server.home, server.faults, "predictions", "flights", "--json").stdout
+    )
     by_id = {row["prediction_id"]: row for row in exported}
     # The columnar reader.
     table = LogReader(server.home / "logs").window("flights").to_pylist()

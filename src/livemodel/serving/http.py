@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from livemodel.errors import InvalidInputError, LivemodelError
@@ -57,11 +57,14 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             raise PayloadTooLargeError(f"request body over the {max_bytes}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLargeError(f"request body over the {max_bytes}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLargeError(f"request body over the {max_bytes}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # nobody will read the answer; not a server error
+        raise MalformedRequestError("the client disconnected while sending the body") from exc
     body = b"".join(chunks)
     if not body:
         raise MalformedRequestError("the request body is empty: send JSON")
