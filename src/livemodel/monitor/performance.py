@@ -56,13 +56,15 @@ class _Outputs:
     def __init__(self, rows: pd.DataFrame, reference: MonitorReference, labelled: bool) -> None:
         keep = np.zeros(len(rows), dtype=bool)
         if PREDICTION in rows.columns:
-            keep = rows[PREDICTION].notna().to_numpy(dtype=bool)
+            keep = rows[PREDICTION].notna().to_numpy(dtype=bool, copy=True)
         probas = list(reference.proba_columns)
         if probas:
             values = rows[probas].apply(pd.to_numeric, errors="coerce")
-            keep &= np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan)).all(axis=1)
+            keep = keep & np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan)).all(
+                axis=1
+            )
         if labelled and reference.target is not None:
-            keep &= rows[reference.target].notna().to_numpy(dtype=bool)
+            keep = keep & rows[reference.target].notna().to_numpy(dtype=bool)
         self.dropped = int((~keep).sum())
         kept = rows[keep]
         self.n = len(kept)
