@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -298,7 +299,7 @@ def start_server(
         args += ["--config", str(config)]
     output = home / f"server-{port}.out"
     with output.open("wb") as sink:
-        proc = subprocess.Popen(  # noqa: S603 - our own CLI
+        proc = subprocess.Popen(
             args, cwd=home, env=process_env(home, faults), stdout=sink, stderr=subprocess.STDOUT
         )
     server = Server(home, faults, proc, f"http://127.0.0.1:{port}", output)
@@ -346,7 +347,9 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts (NaN as null)."""
     out = []
     for row in frame[list(FEATURES)].to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
+        out.append(
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        )
     return out
 
 
@@ -388,6 +391,11 @@ class Load:
     def acknowledged(self) -> list[str]:
         return [pid for o in self.outcomes() if o["ok"] for pid in o["ids"]]
 
+    def stop(self) -> None:
+        """Ask the load to stop (it finishes its requests in flight) and wait for it."""
+        (self.out.parent / "stop").touch()
+        self.wait()
+
     def wait(self) -> None:
         try:
             self.proc.wait(timeout=120)
@@ -421,7 +429,7 @@ def start_load(
     where.mkdir(parents=True, exist_ok=True)
     (where / "records.json").write_text(json.dumps(pool))
     out = where / "outcomes.jsonl"
-    proc = subprocess.Popen(  # noqa: S603 - our own script
+    proc = subprocess.Popen(
         [
             sys.executable,
             str(LOADGEN),
@@ -435,6 +443,8 @@ def start_load(
             str(threads),
             "--max-requests",
             str(max_requests),
+            "--stop-file",
+            str(where / "stop"),
         ],
         env=process_env(server.home, server.faults),
     )

@@ -4,10 +4,10 @@ Sends predict requests from several threads until ``--seconds`` pass or ``--max-
 are sent, and appends one JSON line per outcome to ``--out`` as soon as it is known (flushed
 each time, so a line survives whatever happens to the server):
 
-- ``{"ok": true, "ids": [...], "versions": [...]}`` for each 200 answer;
+- ``{"ok": true, "thread": int, "ids": [...], "versions": [...]}`` for each 200 answer;
 - ``{"ok": false, "status": int | null, "error": str}`` for anything else.
 
-After ``--stop-after-errors`` consecutive transport errors in a thread (the server is gone)
+It stops early when ``--stop-file`` exists. After ``--stop-after-errors`` consecutive transport errors in a thread (the server is gone)
 that thread stops.
 
     python loadgen.py URL MODEL RECORDS.json OUT.jsonl --seconds 4 --threads 4
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--max-rows", type=int, default=3)
     parser.add_argument("--stop-after-errors", type=int, default=3)
+    parser.add_argument("--stop-file", type=Path, default=None)
     args = parser.parse_args()
 
     pool: list[dict[str, Any]] = json.loads(args.records.read_text())
@@ -45,6 +46,8 @@ def main() -> None:
     deadline = time.monotonic() + args.seconds
 
     def take() -> bool:
+        if args.stop_file is not None and args.stop_file.exists():
+            return False
         with lock:
             budget[0] -= 1
             return budget[0] >= 0
@@ -76,6 +79,7 @@ def main() -> None:
                         sink,
                         {
                             "ok": True,
+                            "thread": seed,
                             "ids": [r["id"] for r in rows],
                             "versions": [r["version"] for r in rows],
                         },
