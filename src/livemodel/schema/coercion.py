@@ -1,10 +1,18 @@
 """Per-column checks: coerce one batch column to its signature type and flag every cell.
 
-One :func:`check_column` call per signature column does all the work of validation and
-data-quality monitoring with vectorized operations (no Python loop over rows for the
-common, well-typed case). Cells of an ``object`` column are classified by their Python
-type with ``pd.factorize`` over the cells' types, so even mixed, hostile columns (nested
-lists, huge integers, bytes) cost one C-level pass plus a handful of ``isinstance`` calls.
+A column arrives either as a pandas Series (a DataFrame batch, :func:`check_column`) or
+as the list of cells that JSON records hold for it (the serving path, :func:`check_cells`).
+Either way it is first reduced to the *plain form* of its type: a numpy array (INTEGER
+int64, FLOAT float64, BOOLEAN bool, CATEGORICAL object of ``str``, DATETIME int64
+microseconds since 1970 UTC; see ``_PLAIN`` for what a missing cell holds) and ``null`` and
+``wrong`` masks. Every check and the coerced output array are computed from it, once.
+
+A Series of the right dtype reaches it in one vectorized step. Any other column is one of
+Python objects, classified by the cells' types with ``pd.factorize`` (one C-level pass plus
+an ``isinstance`` per distinct type); this object path alone decides what hostile values
+(nested lists, huge integers, bytes) mean. A list of cells first tries a fast path for
+the clean case (every cell of the expected Python type, or ``None``) and hands the whole
+column to the object path on any surprise.
 
 Type rules (strict, because a silent conversion hides a broken client):
 
@@ -14,37 +22,44 @@ INTEGER        ints and integral finite floats (``3.0``) that fit in int64; ``tr
 FLOAT          ints and floats; bools and strings are WRONG_TYPE; ``NaN`` is null;
                ``±inf`` is a float, so it is OUT_OF_RANGE unless training was unbounded
 BOOLEAN        bools only (``0``/``1`` and ``"true"`` are WRONG_TYPE)
-CATEGORICAL    strings only (numbers are WRONG_TYPE)
+CATEGORICAL    strings only (numbers are WRONG_TYPE, and so is text that is not valid
+               Unicode, such as a lone surrogate ``"\\ud800"`` that ``json.loads`` accepts)
 DATETIME       ISO-8601 strings, ``datetime``/``Timestamp``/``datetime64``; naive values
                are read as UTC; unparsable text and bare numbers are WRONG_TYPE
 =============  ========================================================================
 
 Coerced dtypes (stable whatever the batch holds): INTEGER ``Int64``, FLOAT ``float64``,
 BOOLEAN ``boolean``, CATEGORICAL ``str`` (pandas StringDtype, NaN for missing), DATETIME
-``datetime64[us, UTC]``. WRONG_TYPE cells become null; out-of-range and unseen values
-are kept.
+``datetime64[us, UTC]``. WRONG_TYPE cells become null; out-of-range and unseen values are
+kept. Categorical columns have no range.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from livemodel.schema.signature import ColumnSchema, ColumnType, epoch_seconds
+from livemodel.schema.signature import ColumnSchema, ColumnType
 
-__all__ = ["ColumnCheck", "check_column", "missing_column", "output_dtype"]
+__all__ = ["ColumnCheck", "OutputArray", "check_cells", "check_column", "missing_column"]
 
 BoolArray = npt.NDArray[np.bool_]
+#: A coerced column: a float64 ndarray or a pandas extension array of the output dtype.
+OutputArray = npt.NDArray[Any] | pd.api.extensions.ExtensionArray
 
 # Cell kinds, as small ints so a whole column is classified into one int8 array.
 _NULL, _BOOL, _INT, _FLOAT, _STR, _TIME, _OTHER = range(7)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _FLOAT_MAX = int(np.finfo(np.float64).max)
+_NAT = np.iinfo(np.int64).min
 # pandas parses these words relative to the clock: never a value a client meant to send.
 _RELATIVE_WORDS = frozenset({"now", "today"})
 
@@ -52,16 +67,12 @@ STR_DTYPE = pd.StringDtype(na_value=np.nan)
 DATETIME_DTYPE = pd.DatetimeTZDtype(unit="us", tz="UTC")
 
 
-def output_dtype(col_type: ColumnType) -> str | pd.api.extensions.ExtensionDtype:
-    """The dtype validation gives a column of this type in its coerced frame."""
-    dtypes: dict[ColumnType, str | pd.api.extensions.ExtensionDtype] = {
-        ColumnType.INTEGER: "Int64",
-        ColumnType.FLOAT: "float64",
-        ColumnType.BOOLEAN: "boolean",
-        ColumnType.CATEGORICAL: STR_DTYPE,
-        ColumnType.DATETIME: DATETIME_DTYPE,
-    }
-    return dtypes[col_type]
+class _Plain(NamedTuple):
+    """A column in the plain form of its type (see the module docstring)."""
+
+    data: npt.NDArray[Any]
+    null: BoolArray
+    wrong: BoolArray
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,16 +82,23 @@ class ColumnCheck:
     Masks are per row and disjoint: a null cell is never also wrong-typed, a wrong-typed
     cell is never out of range. ``null`` counts missing values whether or not training
     allowed them; :attr:`null_violation` is the subset that breaks the signature.
+    ``values`` is the coerced column; ``source`` the cells as the batch held them.
     """
 
     schema: ColumnSchema
     present: bool
-    values: pd.Series
-    source: pd.Series
+    values: OutputArray
+    source: pd.Series | Sequence[Any]
     null: BoolArray
     wrong_type: BoolArray
     out_of_range: BoolArray
     unseen: BoolArray
+
+    def sent(self, row: int) -> Any:
+        """The cell at position ``row`` as the batch held it."""
+        if isinstance(self.source, pd.Series):
+            return self.source.iloc[row]
+        return self.source[row]
 
     @property
     def null_violation(self) -> BoolArray:
@@ -98,45 +116,162 @@ class ColumnCheck:
 
 def missing_column(schema: ColumnSchema, n: int) -> ColumnCheck:
     """The check of a column absent from the batch: all null, no per-cell flags."""
+    cells = [None] * n
+    values, _ = _output(schema.type, _plain_cells(schema.type, cells))
     none = np.zeros(n, dtype=np.bool_)
-    values = pd.Series([None] * n, dtype=output_dtype(schema.type))
-    source = pd.Series([None] * n, dtype=object)
-    return ColumnCheck(schema, False, values, source, np.ones(n, dtype=np.bool_), none, none, none)
+    return ColumnCheck(schema, False, values, cells, np.ones(n, dtype=np.bool_), none, none, none)
 
 
 def check_column(schema: ColumnSchema, series: pd.Series, tolerance: float = 0.0) -> ColumnCheck:
     """Coerce ``series`` to ``schema``'s type and flag null, wrong-type, out-of-range cells."""
     series = series.reset_index(drop=True)
-    coerce = _COERCERS[schema.type]
-    values, null, wrong = coerce(series)
-    ok = ~null & ~wrong
-    out_of_range = _out_of_range(schema, values, ok, tolerance)
-    unseen = np.zeros(len(series), dtype=np.bool_)
-    if schema.categories is not None:
-        unseen = ok & ~values.isin(schema.categories).to_numpy(dtype=np.bool_)
-    return ColumnCheck(schema, True, values, series, null, wrong, out_of_range, unseen)
+    return _checked(schema, _plain_series(schema.type, series), series, tolerance)
+
+
+def check_cells(schema: ColumnSchema, cells: Sequence[Any], tolerance: float = 0.0) -> ColumnCheck:
+    """Like :func:`check_column` for one column of JSON records (``None`` for an absent key)."""
+    return _checked(schema, _plain_cells(schema.type, cells), cells, tolerance)
+
+
+def _plain_cells(col_type: ColumnType, cells: Sequence[Any]) -> _Plain:
+    plain = _fast(col_type, cells)
+    if plain is None:
+        # fromiter keeps a nested list as one cell, where np.array would add a dimension.
+        plain = _OBJECTS[col_type](np.fromiter(cells, dtype=object, count=len(cells)))
+    return plain
+
+
+def _checked(
+    schema: ColumnSchema, plain: _Plain, source: pd.Series | Sequence[Any], tolerance: float
+) -> ColumnCheck:
+    values, (data, null, wrong) = _output(schema.type, plain)
+    ok = ~(null | wrong)
+    out_of_range = _out_of_range(schema, data, ok, tolerance)
+    if schema.categories is None:
+        unseen = np.zeros(len(data), dtype=np.bool_)
+    else:
+        known = frozenset(schema.categories)
+        seen = np.fromiter((v in known for v in data), dtype=np.bool_, count=len(data))
+        unseen = ok & ~seen
+    return ColumnCheck(schema, True, values, source, null, wrong, out_of_range, unseen)
+
+
+def _output(col_type: ColumnType, plain: _Plain) -> tuple[OutputArray, _Plain]:
+    """The coerced column; building a ``str`` one can still find wrong-typed cells."""
+    data, null, wrong = plain
+    if col_type is ColumnType.FLOAT:
+        return data, plain
+    if col_type is ColumnType.INTEGER:
+        return pd.arrays.IntegerArray(data, null | wrong), plain
+    if col_type is ColumnType.BOOLEAN:
+        return pd.arrays.BooleanArray(data, null | wrong), plain
+    if col_type is ColumnType.DATETIME:
+        return _STAMPS._from_sequence(data.view("M8[us]"), dtype=DATETIME_DTYPE), plain
+    try:
+        return _STRINGS._from_sequence(data, dtype=STR_DTYPE), plain
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be stored as UTF-8 text, so it is not a string value.
+        bad = np.fromiter((_unencodable(v) for v in data), dtype=np.bool_, count=len(data))
+        data = np.where(bad, np.nan, data)
+        return _STRINGS._from_sequence(data, dtype=STR_DTYPE), _Plain(data, null, wrong | bad)
+
+
+# _from_sequence, the ExtensionArray constructor pd.array dispatches to, costs a third of
+# pd.array on a small batch; ``data`` is already what each expects (str and NaN; M8[us]).
+_STRINGS: Any = STR_DTYPE.construct_array_type()
+_STAMPS: Any = DATETIME_DTYPE.construct_array_type()
+
+
+def _unencodable(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _out_of_range(
-    schema: ColumnSchema, values: pd.Series, ok: BoolArray, tolerance: float
+    schema: ColumnSchema, data: npt.NDArray[Any], ok: BoolArray, tolerance: float
 ) -> BoolArray:
-    if schema.min is None and schema.max is None:
-        return np.zeros(len(values), dtype=np.bool_)
+    if (schema.min is None and schema.max is None) or schema.type is ColumnType.CATEGORICAL:
+        return np.zeros(len(data), dtype=np.bool_)
     if schema.type is ColumnType.DATETIME:
-        numbers = epoch_seconds(values)
+        numbers = data / 1e6  # epoch seconds, like the signature's bounds
     else:
-        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        numbers = data.astype(np.float64, copy=False)
     slack = 0.0
     if schema.min is not None and schema.max is not None:
         slack = tolerance * (schema.max - schema.min)
-    outside = np.zeros(len(values), dtype=np.bool_)
-    # NaN compares False, so nulls and wrong-typed cells are never "out of range".
-    with np.errstate(invalid="ignore"):
-        if schema.min is not None:
-            outside |= numbers < schema.min - slack
-        if schema.max is not None:
-            outside |= numbers > schema.max + slack
-    return outside & ok
+    lo = -np.inf if schema.min is None else schema.min - slack
+    hi = np.inf if schema.max is None else schema.max + slack
+    # Missing cells hold placeholders (NaN, 0, NaT's int): only ``ok`` cells can be outside.
+    outside: BoolArray = (numbers < lo) | (numbers > hi)
+    outside &= ok
+    return outside
+
+
+# --- Series of the expected dtype (DataFrame batches) ------------------------------------
+
+
+def _plain_series(col_type: ColumnType, series: pd.Series) -> _Plain:
+    api, dtype, n = pd.api.types, series.dtype, len(series)
+    if col_type is ColumnType.INTEGER and api.is_float_dtype(dtype):
+        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        null = np.isnan(floats)
+        return _integers(null, _NO_CELLS, _NO_INDEX, floats, np.flatnonzero(~null))
+    fits = {
+        ColumnType.INTEGER: api.is_signed_integer_dtype(dtype),
+        ColumnType.FLOAT: api.is_float_dtype(dtype) or api.is_integer_dtype(dtype),
+        ColumnType.BOOLEAN: api.is_bool_dtype(dtype),
+        ColumnType.CATEGORICAL: isinstance(dtype, pd.StringDtype),
+        ColumnType.DATETIME: api.is_datetime64_any_dtype(dtype),
+    }
+    if not fits[col_type]:
+        return _OBJECTS[col_type](series.to_numpy(dtype=object))
+    if col_type is ColumnType.DATETIME:
+        null = series.isna().to_numpy(dtype=np.bool_)
+        micros = _utc_micros(series)
+        return _Plain(micros, null, (micros == _NAT) & ~null)
+    # A copy, because the coerced frame must never share memory with the caller's frame.
+    plain_dtype, placeholder = _PLAIN[col_type]
+    data = series.to_numpy(dtype=plain_dtype, na_value=placeholder, copy=True)
+    if col_type is ColumnType.FLOAT:
+        null = np.isnan(data)
+    else:
+        null = series.isna().to_numpy(dtype=np.bool_)
+    return _Plain(data, null, np.zeros(n, dtype=np.bool_))
+
+
+# The dtype of each type's plain form, and what a missing cell holds there (DATETIME:
+# int64 microseconds since 1970 UTC, missing as NaT's int).
+_PLAIN: dict[ColumnType, tuple[type, Any]] = {
+    ColumnType.INTEGER: (np.int64, 0),
+    ColumnType.FLOAT: (np.float64, np.nan),
+    ColumnType.BOOLEAN: (np.bool_, False),
+    ColumnType.CATEGORICAL: (object, np.nan),
+}
+_NO_CELLS = np.zeros(0, dtype=object)
+_NO_INDEX = np.zeros(0, dtype=np.intp)
+
+
+def _utc_micros(values: pd.Series) -> npt.NDArray[np.int64]:
+    """Microseconds since 1970 (UTC) of a datetime Series; naive values are read as UTC."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC")
+    else:
+        values = values.dt.tz_localize("UTC")
+    try:
+        values = values.astype(DATETIME_DTYPE)
+    except (OverflowError, ValueError):
+        # Finer units than microseconds cannot overflow at us resolution; keep it safe anyway.
+        return np.full(len(values), _NAT, dtype=np.int64)
+    naive = values.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    return cast(npt.NDArray[np.int64], naive.view(np.int64).copy())
+
+
+# --- Python objects (object columns, and any list of cells the fast paths decline) -------
 
 
 def _kinds(cells: npt.NDArray[np.object_]) -> npt.NDArray[np.int8]:
@@ -172,11 +307,6 @@ def _kind_of_type(cls: type) -> int:
     return _OTHER
 
 
-def _object_cells(series: pd.Series) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.int8]]:
-    cells = series.to_numpy(dtype=object)
-    return cells, _kinds(cells)
-
-
 def _int_fits(cells: npt.NDArray[np.object_], lo: int, hi: int) -> BoolArray:
     """Elementwise ``lo <= cell <= hi`` for python/numpy ints of any size, without overflow."""
     if cells.size == 0:
@@ -184,30 +314,19 @@ def _int_fits(cells: npt.NDArray[np.object_], lo: int, hi: int) -> BoolArray:
     return np.asarray((cells >= lo) & (cells <= hi), dtype=np.bool_)
 
 
-def _coerce_integer(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray]:
-    n = len(series)
-    api = pd.api.types
-    if api.is_integer_dtype(series.dtype) and not api.is_unsigned_integer_dtype(series.dtype):
-        null = series.isna().to_numpy(dtype=np.bool_)
-        return series.astype("Int64"), null, np.zeros(n, dtype=np.bool_)
+def _integers(
+    null: BoolArray,
+    cells: npt.NDArray[np.object_],
+    int_idx: npt.NDArray[np.intp],
+    floats: npt.NDArray[np.float64],
+    float_idx: npt.NDArray[np.intp],
+) -> _Plain:
+    """int64s from the int cells at ``int_idx`` and the float values at ``float_idx``."""
+    n = len(null)
     data = np.zeros(n, dtype=np.int64)
     good = np.zeros(n, dtype=np.bool_)
-    if api.is_float_dtype(series.dtype):
-        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        null = np.isnan(floats)
-        float_idx = np.flatnonzero(~null)
-        int_idx = np.zeros(0, dtype=np.intp)
-        cells = np.zeros(0, dtype=object)
-    else:
-        cells, kinds = _object_cells(series)
-        null = kinds == _NULL
-        float_idx = np.flatnonzero(kinds == _FLOAT)
-        int_idx = np.flatnonzero(kinds == _INT)
-        floats = np.zeros(n, dtype=np.float64)
-        floats[float_idx] = cells[float_idx].astype(np.float64)
     if int_idx.size:
-        fits = _int_fits(cells[int_idx], _INT64_MIN, _INT64_MAX)
-        idx = int_idx[fits]
+        idx = int_idx[_int_fits(cells[int_idx], _INT64_MIN, _INT64_MAX)]
         data[idx] = cells[idx].astype(np.int64)
         good[idx] = True
     if float_idx.size:
@@ -218,21 +337,20 @@ def _coerce_integer(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray]
         idx = float_idx[fits]
         data[idx] = floats[idx].astype(np.int64)
         good[idx] = True
-    values = pd.Series(pd.arrays.IntegerArray(data, ~good))
-    return values, null, ~good & ~null
+    return _Plain(data, null, ~good & ~null)
 
 
-def _coerce_float(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray]:
-    n = len(series)
-    api = pd.api.types
-    if api.is_float_dtype(series.dtype) or (
-        api.is_integer_dtype(series.dtype) and not api.is_bool_dtype(series.dtype)
-    ):
-        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return pd.Series(floats), np.isnan(floats), np.zeros(n, dtype=np.bool_)
-    cells, kinds = _object_cells(series)
-    null = kinds == _NULL
-    floats = np.full(n, np.nan)
+def _objects_integer(cells: npt.NDArray[np.object_]) -> _Plain:
+    kinds = _kinds(cells)
+    float_idx = np.flatnonzero(kinds == _FLOAT)
+    floats = np.zeros(len(cells), dtype=np.float64)
+    floats[float_idx] = cells[float_idx].astype(np.float64)
+    return _integers(kinds == _NULL, cells, np.flatnonzero(kinds == _INT), floats, float_idx)
+
+
+def _objects_float(cells: npt.NDArray[np.object_]) -> _Plain:
+    kinds = _kinds(cells)
+    floats = np.full(len(cells), np.nan)
     good = kinds == _FLOAT
     floats[good] = cells[good].astype(np.float64)
     int_idx = np.flatnonzero(kinds == _INT)
@@ -242,44 +360,24 @@ def _coerce_float(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray]:
         floats[idx] = cells[idx].astype(np.float64)
         good[idx] = True
     # A float cell that is NaN was already classified null by pd.isna.
-    return pd.Series(floats), null, ~good & ~null
-
-
-def _coerce_boolean(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray]:
-    n = len(series)
-    if pd.api.types.is_bool_dtype(series.dtype):
-        null = series.isna().to_numpy(dtype=np.bool_)
-        return series.astype("boolean"), null, np.zeros(n, dtype=np.bool_)
-    cells, kinds = _object_cells(series)
-    good = kinds == _BOOL
-    data = np.zeros(n, dtype=np.bool_)
-    data[good] = cells[good].astype(np.bool_)
-    values = pd.Series(pd.arrays.BooleanArray(data, ~good))
     null = kinds == _NULL
-    return values, null, ~good & ~null
+    return _Plain(floats, null, ~good & ~null)
 
 
-def _coerce_categorical(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray]:
-    n = len(series)
-    if isinstance(series.dtype, pd.StringDtype):
-        null = series.isna().to_numpy(dtype=np.bool_)
-        return series.astype(STR_DTYPE), null, np.zeros(n, dtype=np.bool_)
-    cells, kinds = _object_cells(series)
-    good = kinds == _STR
-    strings = np.full(n, np.nan, dtype=object)
-    strings[good] = cells[good]
+def _objects_of_one_kind(col_type: ColumnType, kind: int, cells: npt.NDArray[np.object_]) -> _Plain:
+    """BOOLEAN and CATEGORICAL: the cells of one kind (bools, strings) are the values."""
+    kinds = _kinds(cells)
+    good = kinds == kind
+    plain_dtype, placeholder = _PLAIN[col_type]
+    data: npt.NDArray[Any] = np.full(len(cells), placeholder, dtype=plain_dtype)
+    data[good] = cells[good]
     null = kinds == _NULL
-    return pd.Series(strings, dtype=STR_DTYPE), null, ~good & ~null
+    return _Plain(data, null, ~good & ~null)
 
 
-def _coerce_datetime(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray]:
-    n = len(series)
-    if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        null = series.isna().to_numpy(dtype=np.bool_)
-        return _to_utc(series), null, np.zeros(n, dtype=np.bool_)
-    cells, kinds = _object_cells(series)
-    null = kinds == _NULL
-    micros = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)  # the NaT sentinel
+def _objects_datetime(cells: npt.NDArray[np.object_]) -> _Plain:
+    kinds = _kinds(cells)
+    micros = np.full(len(cells), _NAT, dtype=np.int64)
     for kind, fmt in ((_STR, "ISO8601"), (_TIME, None)):
         idx = np.flatnonzero(kinds == kind)
         if idx.size == 0:
@@ -288,30 +386,77 @@ def _coerce_datetime(series: pd.Series) -> tuple[pd.Series, BoolArray, BoolArray
         if kind == _STR:
             words = chunk.str.strip().str.lower()
             chunk = chunk.where(~words.isin(_RELATIVE_WORDS), None)
-        converted = _to_utc(pd.to_datetime(chunk, errors="coerce", utc=True, format=fmt))
-        naive = converted.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-        micros[idx] = naive.view(np.int64)
-    parsed = pd.Series(micros.view("datetime64[us]")).dt.tz_localize("UTC")
-    good = parsed.notna().to_numpy(dtype=np.bool_)
-    return parsed, null, ~good & ~null
+        micros[idx] = _utc_micros(pd.to_datetime(chunk, errors="coerce", utc=True, format=fmt))
+    null = kinds == _NULL
+    return _Plain(micros, null, (micros == _NAT) & ~null)
 
 
-def _to_utc(values: pd.Series) -> pd.Series:
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        values = values.dt.tz_convert("UTC")
-    else:
-        values = values.dt.tz_localize("UTC")
+# --- Lists of clean cells: every cell of the expected Python type, or None -------------
+
+
+def _fast(col_type: ColumnType, cells: Sequence[Any]) -> _Plain | None:
+    """The plain form of a clean column; ``None`` on any surprise, for the object path.
+
+    Within its domain it must agree with the object path exactly (a property test checks).
+    """
+    types = set(map(type, cells))
+    if not types <= _CLEAN[col_type]:
+        return None
+    n = len(cells)
+    null = np.zeros(n, dtype=np.bool_)
+    if _NONE in types:
+        null = np.fromiter((v is None for v in cells), dtype=np.bool_, count=n)
+    if col_type is ColumnType.DATETIME:
+        micros = [_NAT if v is None else _iso_micros(v) for v in cells]
+        if None in micros:
+            return None
+        return _Plain(np.array(micros, dtype=np.int64), null, np.zeros(n, dtype=np.bool_))
+    dtype, placeholder = _PLAIN[col_type]
+    try:  # an int beyond int64 (or the float range) overflows: the object path says why
+        data: npt.NDArray[Any] = np.array(
+            [placeholder if v is None else v for v in cells], dtype=dtype
+        )
+    except OverflowError:
+        return None
+    if col_type is ColumnType.FLOAT:
+        null = np.isnan(data)
+    return _Plain(data, null, np.zeros(n, dtype=np.bool_))
+
+
+_NONE = type(None)
+_CLEAN: dict[ColumnType, set[type]] = {
+    ColumnType.INTEGER: {int, _NONE},
+    ColumnType.FLOAT: {float, int, _NONE},
+    ColumnType.BOOLEAN: {bool, _NONE},
+    ColumnType.CATEGORICAL: {str, _NONE},
+    ColumnType.DATETIME: {str, _NONE},
+}
+# The ISO-8601 shapes on which datetime.fromisoformat and pandas' parser agree exactly.
+_ISO = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?"
+)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _iso_micros(text: str) -> int | None:
+    """Microseconds since 1970 UTC of an ISO-8601 string of a simple shape, else None."""
+    if _ISO.fullmatch(text) is None:
+        return None
     try:
-        return values.astype(DATETIME_DTYPE)
-    except (OverflowError, ValueError):
-        # Finer units than microseconds cannot overflow at us resolution; keep it safe anyway.
-        return pd.Series(pd.NaT, index=values.index, dtype=DATETIME_DTYPE)
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:  # e.g. month 13: the object path reports it
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return (stamp - _EPOCH) // _MICROSECOND
 
 
-_COERCERS = {
-    ColumnType.INTEGER: _coerce_integer,
-    ColumnType.FLOAT: _coerce_float,
-    ColumnType.BOOLEAN: _coerce_boolean,
-    ColumnType.CATEGORICAL: _coerce_categorical,
-    ColumnType.DATETIME: _coerce_datetime,
+_OBJECTS: dict[ColumnType, Callable[[npt.NDArray[np.object_]], _Plain]] = {
+    ColumnType.INTEGER: _objects_integer,
+    ColumnType.FLOAT: _objects_float,
+    ColumnType.BOOLEAN: functools.partial(_objects_of_one_kind, ColumnType.BOOLEAN, _BOOL),
+    ColumnType.CATEGORICAL: functools.partial(_objects_of_one_kind, ColumnType.CATEGORICAL, _STR),
+    ColumnType.DATETIME: _objects_datetime,
 }
