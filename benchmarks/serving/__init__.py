@@ -1,0 +1,1 @@
+"""Helpers of the serving benchmark ``benchmarks/serve.py``."""
