@@ -9,9 +9,12 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -88,4 +91,43 @@ tokens = Table(
     Column("sha256", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Monitoring results: one row per number of a calculator on a window (and segment).
+# Re-running a window deletes its rows (model, version, window, window_start) and inserts
+# the new ones in one transaction; the unique key forbids duplicates.
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("window", String(32), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("segment", Text, nullable=False),
+    Column("calculator", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("column_name", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("lower", Float, nullable=True),
+    Column("upper", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("alert", Boolean, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("details", Json, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint(
+        "model",
+        "version",
+        "window",
+        "window_start",
+        "segment",
+        "calculator",
+        "metric",
+        "column_name",
+        name="uq_monitor_results_key",
+    ),
+    Index("ix_monitor_results_model_start", "model", "window_start"),
 )
