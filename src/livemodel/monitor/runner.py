@@ -1,0 +1,174 @@
+"""Monitoring a registered model's prediction log: windows in, stored results out.
+
+:class:`Monitor` resolves the version, loads its reference from the registry, fits a
+:class:`~livemodel.monitor.suite.MonitorSuite` once (kept for later runs), cuts the
+requested range into windows, streams each window from the log in chunks
+(:meth:`~livemodel.store.logreader.LogReader.iter_batches`), summarises every chunk with
+the pure :func:`~livemodel.monitor.summary.log_chunk`, merges the summaries and runs the
+calculators. Memory is bounded by the chunk size and the row samples, not by the window.
+Results are saved with :class:`~livemodel.monitor.resultstore.ResultStore` (replacing a
+re-run window's results).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from livemodel.errors import InvalidInputError, NotFoundError
+from livemodel.monitor.reference import MonitorReference
+from livemodel.monitor.results import ALL, WindowResult
+from livemodel.monitor.resultstore import ResultStore
+from livemodel.monitor.suite import MonitorSuite
+from livemodel.monitor.summary import WindowSummary, log_chunk, merge_all
+from livemodel.monitor.windows import (
+    Window,
+    WindowSpec,
+    count_windows,
+    parse_window,
+    time_windows,
+)
+from livemodel.registry.refs import ModelRef
+from livemodel.registry.registry import Registry
+from livemodel.store.logreader import LogReader
+
+__all__ = ["Monitor", "RunResult"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run computed: every window's results, segments included."""
+
+    model: str
+    version: int
+    window: str
+    windows: tuple[WindowResult, ...]
+    rows_saved: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "window": self.window,
+            "windows": [w.to_dict() for w in self.windows],
+            "rows_saved": self.rows_saved,
+        }
+
+
+class Monitor:
+    """Runs the calculators over windows of the log and stores the results."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        reader: LogReader,
+        store: ResultStore | None = None,
+        *,
+        suite: Callable[[], MonitorSuite] = MonitorSuite,
+        batch_size: int = 65_536,
+    ) -> None:
+        self.registry = registry
+        self.reader = reader
+        self.store = store
+        self.suite = suite
+        self.batch_size = batch_size
+        self._fitted: dict[tuple[str, int, tuple[str, ...]], MonitorSuite] = {}
+
+    def resolve_version(self, name: str, version: int | None = None) -> int:
+        """``version``, else the one ``production`` points at, else the latest."""
+        if version is not None:
+            return self.registry.get(ModelRef(name, version=version)).version
+        aliases = self.registry.aliases(name)
+        if "production" in aliases:
+            return aliases["production"]
+        return self.registry.get(name).version
+
+    def fitted_suite(self, name: str, version: int, segments: Sequence[str] = ()) -> MonitorSuite:
+        """The suite of a version, fitted on its registered reference (cached)."""
+        key = (name, version, tuple(dict.fromkeys(segments)))
+        if key not in self._fitted:
+            ref = ModelRef(name, version=version)
+            registered = self.registry.get(ref)
+            stored = self.registry.reference(ref)
+            reference = MonitorReference.from_registry(
+                registered.signature, stored.profile, stored.sample
+            )
+            self._fitted[key] = self.suite().fit(reference, key[2])
+        return self._fitted[key]
+
+    def run(
+        self,
+        name: str,
+        *,
+        since: datetime,
+        until: datetime,
+        window: str | WindowSpec = "1d",
+        segments: Sequence[str] = (),
+        version: int | None = None,
+        progress: Progress | None = None,
+    ) -> RunResult:
+        """Compute (and store, with a store) every window of ``[since, until)``."""
+        spec = parse_window(window) if isinstance(window, str) else window
+        number = self.resolve_version(name, version)
+        suite = self.fitted_suite(name, number, segments)
+        windows = self._windows(name, number, spec, since, until)
+        results: list[WindowResult] = []
+        for i, w in enumerate(windows):
+            results.extend(self._window(name, number, spec.label, w, suite))
+            if progress is not None:
+                progress(i + 1, len(windows))
+        saved = self.store.save(results) if self.store is not None else 0
+        return RunResult(name, number, spec.label, tuple(results), saved)
+
+    def _windows(
+        self, name: str, version: int, spec: WindowSpec, since: datetime, until: datetime
+    ) -> list[Window]:
+        if spec.size is not None:
+            return time_windows(since, until, spec.size)
+        if spec.rows is None:
+            raise InvalidInputError("a window spec needs a size or a row count")
+        if until <= since:
+            raise InvalidInputError(f"the range is empty: until {until} is not after {since}")
+        table = self.reader.window(name, version=version, start=since, end=until, columns=["time"])
+        times = table.column("time").to_numpy(zero_copy_only=False)
+        return count_windows(np.asarray(times, dtype="datetime64[us]"), spec.rows, until)
+
+    def _window(
+        self, name: str, version: int, label: str, window: Window, suite: MonitorSuite
+    ) -> list[WindowResult]:
+        plan = suite.plan_
+        summaries: dict[str, WindowSummary] = {ALL: WindowSummary.empty(plan)}
+        try:
+            batches = self.reader.iter_batches(
+                name,
+                version=version,
+                start=window.start,
+                end=window.end,
+                columns=plan.log_columns(),
+                with_labels=plan.target is not None,
+                batch_size=self.batch_size,
+            )
+        except NotFoundError:
+            batches = iter(())
+        for batch in batches:
+            summaries = merge_all(summaries, log_chunk(plan, batch))
+        per_segment = suite.calculate(summaries)
+        return [
+            WindowResult(
+                model=name,
+                version=version,
+                window=label,
+                start=window.start,
+                end=window.end,
+                segment=key,
+                n_rows=summaries[key].n_rows,
+                n_labelled=summaries[key].n_labelled,
+                results=results,
+            )
+            for key, results in per_segment.items()
+        ]
