@@ -150,8 +150,9 @@ class RealizedPerformance:
         rows = window.labelled.rows()
         out = _Outputs(rows, ref, labelled=True)
         if out.n == 0:
-            reason = "no labelled rows in this window" if len(rows) == 0 else (
-                "no labelled row has model outputs")  # fmt: skip
+            reason = "no labelled row has model outputs"
+            if len(rows) == 0:
+                reason = "empty window" if window.n_rows == 0 else "no labelled rows in this window"
             return tuple(
                 MetricResult(REALIZED, m, None, None, reason=reason) for m in self.metrics_
             )
@@ -270,6 +271,8 @@ class EstimatedPerformance:
         ref = self.reference_
         out = _Outputs(window.rows.rows(), ref, labelled=False)
         try:
+            if window.n_rows == 0:
+                raise StatisticsError("empty window")
             if out.n == 0:
                 raise StatisticsError("no row with model outputs in this window")
             if isinstance(self.estimator_, CBPE):

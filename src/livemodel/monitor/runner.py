@@ -134,7 +134,9 @@ class Monitor:
             raise InvalidInputError("a window spec needs a size or a row count")
         if until <= since:
             raise InvalidInputError(f"the range is empty: until {until} is not after {since}")
-        table = self.reader.window(name, version=version, start=since, end=until, columns=["time"])
+        table = self.reader.window(
+            name, version=version, start=since, end=until, columns=["time", "version"]
+        )
         times = table.column("time").to_numpy(zero_copy_only=False)
         return count_windows(np.asarray(times, dtype="datetime64[us]"), spec.rows, until)
 

@@ -105,8 +105,11 @@ class ChunkPlan:
         return [*self.features, *([self.target] if self.target else []), *outputs]
 
     def log_columns(self) -> list[str]:
-        """Columns to read from the prediction log (labels are joined separately)."""
-        out = ["prediction_id", *(f"f.{name}" for name in self.features)]
+        """Columns to read from the prediction log (labels are joined separately).
+
+        ``version`` is read although unused: ``LogReader`` filters on it and, with a
+        projection, only reads the columns it is given (plus time and id)."""
+        out = ["prediction_id", "version", *(f"f.{name}" for name in self.features)]
         out.append("o.value" if self.task == "regression" else "o.label")
         if self.classes is not None and self.proba_columns:
             out += [f"o.proba.{c}" for c in self.classes]
