@@ -137,6 +137,7 @@ class ServerProcess:
         self._tree_peak_kb = 0
         self._process_peak_kb = 0
         self._max_processes = 0
+        self._nice = 0
 
     def start(self, cwd: Path | None = None, nice: int = 0) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +151,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._nice = nice
         boost(self._proc.pid, nice)
         self._sampler = threading.Thread(target=self._sample, name=f"rss-{self.name}", daemon=True)
         self._sampler.start()
@@ -171,10 +173,15 @@ class ServerProcess:
         return " | ".join(line.strip() for line in text[-lines:])
 
     def _sample(self) -> None:
+        boosted: set[int] = set()
         while not self._stop.is_set() and self.alive():
             pids = process_tree(self.pid)
             total = 0
             for pid in pids:
+                if pid not in boosted:
+                    # Workers that start their own session (setsid) get their own autogroup.
+                    boost(pid, self._nice)
+                    boosted.add(pid)
                 total += _status_kb(pid, "VmRSS")
                 self._process_peak_kb = max(self._process_peak_kb, _status_kb(pid, "VmHWM"))
             self._tree_peak_kb = max(self._tree_peak_kb, total)

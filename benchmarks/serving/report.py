@@ -104,7 +104,7 @@ def machine_info() -> dict[str, str]:
         "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "load average at start": Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__(),
+        "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
 
 

@@ -218,8 +218,17 @@ def bentoml_server(models: BenchModels, venv: Path, workdir: Path, port: int) ->
     )
 
 
-def _v2_body(models: BenchModels) -> bytes:
-    """An Open Inference Protocol v2 request decoded by MLServer's pandas codec into a frame."""
+def _v2_body(models: BenchModels, tensor: bool = False) -> bytes:
+    """An Open Inference Protocol v2 request.
+
+    By default one input per column, decoded by MLServer's pandas codec into a frame with the
+    training column names, as the model was fitted; with ``tensor`` a single ``[1, 10]`` FP64
+    tensor in column order, decoded into a numpy array (MLServer's fastest path).
+    """
+    if tensor:
+        data = list(models.record.values())
+        inputs = [{"name": "x", "shape": [1, len(data)], "datatype": "FP64", "data": data}]
+        return json.dumps({"inputs": inputs}).encode()
     inputs = [
         {"name": name, "shape": [1], "datatype": "FP64", "data": [value]}
         for name, value in models.record.items()
@@ -232,7 +241,9 @@ def mlserver_server(
     venv: Path,
     workdir: Path,
     port: int,
+    *,
     batching: dict[str, tuple[int, float]],
+    tensor: bool = False,
 ) -> ServerSpec:
     """MLServer's sklearn runtime; ``batching`` maps a model to (max_batch_size, max_batch_time)."""
     root = workdir / "mlserver"
@@ -258,7 +269,7 @@ def mlserver_server(
             size, seconds = batching[name]
             settings_model.update({"max_batch_size": size, "max_batch_time": seconds})
         (model_dir / "model-settings.json").write_text(json.dumps(settings_model, indent=2))
-    body = _v2_body(models)
+    body = _v2_body(models, tensor)
     return ServerSpec(
         name="mlserver",
         cmd=[str(venv / "bin" / "mlserver"), "start", str(root)],
