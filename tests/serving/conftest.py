@@ -45,6 +45,7 @@ LOADGEN = HERE / "loadgen.py"
 
 # Rows whose dep_delay is one of these make the fault model misbehave.
 RAISE, NAN, SLEEP = 7777.0, 6666.0, 5555.0
+SLEEP_S = 1.5  # how long the sleepy model hangs (timeout_ms is 400)
 
 FAULTS_MODULE = f'''
 """Classifiers that misbehave on purpose (importable by the server process)."""
@@ -188,7 +189,8 @@ def template_home(
     for name in ("flagged", "reviewed"):
         registry.register(name, models.linear_v1, train, target=TARGET, alias="production")
     registry.register("forest", models.forest, train, target=TARGET, alias="production")
-    faulty, sleepy = lm_faults.Faulty(models.linear_v1), lm_faults.Faulty(models.linear_v1)
+    faulty = lm_faults.Faulty(models.linear_v1)
+    sleepy = lm_faults.Faulty(models.linear_v1, sleep_s=SLEEP_S)
     for name in ("fault-prev", "fault-default", "fault-error"):
         two_versions(name, faulty)
         registry.set_alias(name, "production", 2, reason="test faults")

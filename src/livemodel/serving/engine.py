@@ -9,8 +9,10 @@ after its records reached the operating system.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +24,8 @@ import pandas as pd
 from livemodel.errors import LivemodelError, UnavailableError, ValidationError
 from livemodel.schema.validation import ValidationResult, validate
 from livemodel.serving.batcher import BatchTimeoutError, MicroBatcher
-from livemodel.serving.handles import BatchOutputs, ModelHandle
+from livemodel.serving.fallbacks import fallback_outputs
+from livemodel.serving.handles import BatchOutputs, ModelHandle, concat_outputs, row_outputs
 from livemodel.serving.metrics import ServerMetrics
 from livemodel.serving.options import ModelOptions
 from livemodel.store.logwriter import PredictionLog
@@ -34,6 +37,9 @@ class PredictRequest:
     records: Sequence[dict[str, Any]]
     arm: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    # Set when the request was answered without waiting for its batch (timeout): whatever
+    # the late batch computes for it is then never logged, since nobody was answered with it.
+    abandoned: bool = False
 
 
 @dataclass
@@ -110,6 +116,8 @@ class ModelEndpoint:
     def _process(self, batch: Sequence[PredictRequest]) -> list[PredictAnswer]:
         handle = self.handle  # one version for the whole batch
         records = [r for req in batch for r in req.records]
+        self.metrics.batches.labels(self.name).inc()
+        self.metrics.batch_rows.labels(self.name).observe(len(records))
         result = validate(handle.version.signature, records)
         self.metrics.count_violations(self.name, result.counts)
         answers, bounds = self._admit(batch, result, handle)
@@ -117,8 +125,8 @@ class ModelEndpoint:
         if len(rows) == 0:
             return answers
         frame = result.frame if len(rows) == len(records) else result.frame.iloc[rows]
-        outputs, fallback = self._predict(handle, frame, batch, bounds)
-        log_records = self._answer(
+        outputs, fallback = self._predict(handle, frame, bounds)
+        logged = self._answer(
             batch=batch,
             answers=answers,
             bounds=bounds,
@@ -127,7 +135,8 @@ class ModelEndpoint:
             reasons=fallback,
             handle=handle,
         )
-        self.log.append(log_records)
+        # A request that timed out meanwhile was answered (or refused) already.
+        self.log.append([r for req, records in logged if not req.abandoned for r in records])
         return answers
 
     def _admit(
@@ -153,19 +162,41 @@ class ModelEndpoint:
         return answers, bounds
 
     def _predict(
-        self,
-        handle: ModelHandle,
-        frame: pd.DataFrame,
-        batch: Sequence[PredictRequest],
-        bounds: list[tuple[int, int]],
+        self, handle: ModelHandle, frame: pd.DataFrame, bounds: list[tuple[int, int]]
     ) -> tuple[BatchOutputs | None, np.ndarray]:
         """Outputs for the admitted rows, and per row the reason a fallback is needed ('')."""
-        reasons = np.full(len(frame), "", dtype=object)
         try:
             outputs = handle.predict(frame)
         except Exception:  # noqa: BLE001 - a user's model may raise anything
+            if len(bounds) > 1:
+                return self._predict_apart(handle, frame, bounds)
             return None, np.full(len(frame), "model_error", dtype=object)
+        reasons = np.full(len(frame), "", dtype=object)
         reasons[~outputs.ok_rows()] = "nan_output"
+        return outputs, reasons
+
+    def _predict_apart(
+        self, handle: ModelHandle, frame: pd.DataFrame, bounds: list[tuple[int, int]]
+    ) -> tuple[BatchOutputs | None, np.ndarray]:
+        """The batched call failed: one call per request, so that a request the model cannot
+        answer does not take down the requests it happened to be batched with."""
+        sizes = [stop - start for start, stop in bounds]
+        parts: list[BatchOutputs | None] = []
+        failed = np.zeros(len(frame), dtype=bool)
+        start = 0
+        for size in sizes:
+            try:
+                parts.append(handle.predict(frame.iloc[start : start + size]))
+            except Exception:  # noqa: BLE001 - a user's model may raise anything
+                parts.append(None)
+                failed[start : start + size] = True
+            start += size
+        if failed.all():
+            return None, np.full(len(frame), "model_error", dtype=object)
+        outputs = concat_outputs(parts, sizes)
+        reasons = np.full(len(frame), "", dtype=object)
+        reasons[~outputs.ok_rows()] = "nan_output"
+        reasons[failed] = "model_error"
         return outputs, reasons
 
     def _answer(
@@ -178,11 +209,16 @@ class ModelEndpoint:
         outputs: BatchOutputs | None,
         reasons: np.ndarray,
         handle: ModelHandle,
-    ) -> list[PredictionRecord]:
+    ) -> list[tuple[PredictRequest, list[PredictionRecord]]]:
+        """Fill each admitted request's answer; returns the records to log per request."""
         now = datetime.now(UTC)
         features = _feature_rows(result.frame)
-        fallback_rows = _fallback_outputs(self, handle, result.frame, bounds, reasons)
-        log_records: list[PredictionRecord] = []
+        fallback_rows = fallback_outputs(
+            self.options, self.previous, handle, frame=result.frame, bounds=bounds, reasons=reasons
+        )
+        for reason, n in Counter(r for r in reasons if r).items():
+            self.metrics.fallbacks.labels(self.name, reason, self.options.fallback).inc(n)
+        log_records: list[tuple[PredictRequest, list[PredictionRecord]]] = []
         position = 0  # index among admitted rows, which is how outputs are laid out
         admitted = iter(bounds)
         for req, answer in zip(batch, answers, strict=True):
@@ -192,7 +228,8 @@ class ModelEndpoint:
             first = position
             position += stop - start
             latency = (time.perf_counter() - req.started) * 1000
-            rows, records = [], []
+            rows: list[dict[str, Any]] = []
+            records: list[PredictionRecord] = []
             for offset, row in enumerate(range(start, stop)):
                 at = first + offset
                 flags = result.row_flags(row)
@@ -205,7 +242,7 @@ class ModelEndpoint:
                         break
                     flags = [*flags, reasons[at], *extra]
                 else:
-                    out, version = _row_outputs(handle, outputs, at), handle.number
+                    out, version = row_outputs(handle, outputs, at), handle.number
                     if _low_confidence(out, self.options.review_threshold):
                         flags = [*flags, "low_confidence"]
                         self.metrics.review.labels(self.name).inc()
@@ -227,7 +264,7 @@ class ModelEndpoint:
             if answer.error is not None:
                 continue  # nothing of a failed request is acknowledged, so nothing is logged
             answer.rows = rows
-            log_records.extend(records)
+            log_records.append((req, records))
             for record in records:
                 self._meter(record.version, dict(record.outputs), req.arm)
         return log_records
@@ -242,42 +279,45 @@ class ModelEndpoint:
 
     async def _on_timeout(self, request: PredictRequest, exc: BatchTimeoutError) -> PredictAnswer:
         """The model hung: answer with the fallback (logged), or a 503."""
-        self.metrics.fallbacks.labels(self.name, "timeout", self.options.fallback).inc()
-        if self.options.fallback == "error" or (
-            self.options.fallback == "previous" and self.previous is None
+        request.abandoned = True
+        options = self.options
+        failed = PredictAnswer(version=self.handle.number, error=UnavailableError(exc.message))
+        if options.fallback == "error" or (
+            options.fallback == "previous" and self.previous is None
         ):
-            return PredictAnswer(version=self.handle.number, error=UnavailableError(exc.message))
+            self.metrics.fallbacks.labels(self.name, "timeout", options.fallback).inc(
+                len(request.records)
+            )
+            return failed
+        try:
+            answer, records = await asyncio.wait_for(
+                asyncio.to_thread(self._timeout_answer, request), options.timeout_ms / 1000
+            )
+        except TimeoutError:  # the previous version hangs too
+            return failed
+        if records:
+            await self.log.append_async(records)
+        return answer
+
+    def _timeout_answer(
+        self, request: PredictRequest
+    ) -> tuple[PredictAnswer, list[PredictionRecord]]:
+        """The same pipeline as a batch, with every row needing the fallback."""
         handle = self.handle
         result = validate(handle.version.signature, list(request.records))
-        features = _feature_rows(result.frame)
-        answer = PredictAnswer(version=handle.number)
-        records = []
-        for row in range(len(request.records)):
-            if self.options.fallback == "default":
-                out, version = _default_output(self.options.default_output), handle.number
-            else:
-                prev = self.previous
-                if prev is None:  # checked above; kept for the type checker
-                    return PredictAnswer(version=handle.number, error=UnavailableError(exc.message))
-                prev_out = prev.predict(result.frame.iloc[[row]])
-                out, version = _row_outputs(prev, prev_out, 0), prev.number
-            flags = [*result.row_flags(row), "timeout", f"fallback:{self.options.fallback}"]
-            pid = uuid.uuid4().hex
-            answer.rows.append({"id": pid, "version": version, **out, "flags": flags})
-            records.append(
-                PredictionRecord(
-                    prediction_id=pid,
-                    model=self.name,
-                    version=version,
-                    features=features[row],
-                    outputs=out,
-                    flags=flags,
-                    arm=request.arm,
-                    latency_ms=(time.perf_counter() - request.started) * 1000,
-                )
-            )
-        await self.log.append_async(records)
-        return answer
+        answers, bounds = self._admit([request], result, handle)
+        if not bounds:
+            return answers[0], []
+        logged = self._answer(
+            batch=[request],
+            answers=answers,
+            bounds=bounds,
+            result=result,
+            outputs=None,
+            reasons=np.full(result.n_rows, "timeout", dtype=object),
+            handle=handle,
+        )
+        return answers[0], [r for _, records in logged for r in records]
 
 
 def _rejecting_flags(
@@ -314,59 +354,7 @@ def _feature_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in zip(*arrays, strict=True)]
 
 
-def _row_outputs(handle: ModelHandle, outputs: BatchOutputs | None, i: int) -> dict[str, Any]:
-    if outputs is None:
-        return {}
-    out: dict[str, Any] = {}
-    if outputs.labels is not None:
-        label = outputs.labels[i]
-        out["label"] = label.item() if isinstance(label, np.generic) else label
-    if outputs.proba is not None and handle.classes is not None:
-        out["proba"] = {
-            str(c): float(p) for c, p in zip(handle.classes, outputs.proba[i], strict=True)
-        }
-    if outputs.values is not None:
-        out["value"] = float(outputs.values[i])
-    return out
-
-
 def _low_confidence(out: dict[str, Any], threshold: float | None) -> bool:
     if threshold is None or "proba" not in out:
         return False
     return bool(max(out["proba"].values()) < threshold)
-
-
-def _default_output(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {"label": value}
-
-
-def _fallback_outputs(
-    endpoint: ModelEndpoint,
-    handle: ModelHandle,
-    frame: pd.DataFrame,
-    bounds: list[tuple[int, int]],
-    reasons: np.ndarray,
-) -> dict[int, tuple[dict[str, Any] | None, int, list[str]]]:
-    """For each admitted row needing a fallback: (outputs or None for 503, version, flags)."""
-    needed = [i for i, r in enumerate(reasons) if r]
-    if not needed:
-        return {}
-    options = endpoint.options
-    rows = np.concatenate([np.arange(a, b) for a, b in bounds])
-    found: dict[int, tuple[dict[str, Any] | None, int, list[str]]] = {}
-    for i in needed:
-        endpoint.metrics.fallbacks.labels(endpoint.name, str(reasons[i]), options.fallback).inc()
-    if options.fallback == "default":
-        out = _default_output(options.default_output)
-        return {i: (out, handle.number, ["fallback:default"]) for i in needed}
-    prev = endpoint.previous
-    if options.fallback == "previous" and prev is not None:
-        try:
-            prev_out = prev.predict(frame.iloc[rows[needed]])
-            ok = prev_out.ok_rows()
-            for j, i in enumerate(needed):
-                if ok[j]:
-                    found[i] = (_row_outputs(prev, prev_out, j), prev.number, ["fallback:previous"])
-        except Exception:  # noqa: BLE001 - the previous model failing too means 503
-            pass
-    return {i: found.get(i, (None, handle.number, [])) for i in needed}

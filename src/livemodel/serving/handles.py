@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,52 @@ class ModelHandle:
         if raw.dtype.kind in "fiub":
             return BatchOutputs(labels=None, proba=None, values=raw.astype(np.float64).ravel())
         return BatchOutputs(labels=raw.astype(object).ravel(), proba=None, values=None)
+
+
+def row_outputs(handle: ModelHandle, outputs: BatchOutputs | None, i: int) -> dict[str, Any]:
+    """Row ``i`` of ``outputs`` as JSON-ready ``label`` / ``proba`` / ``value``."""
+    if outputs is None:
+        return {}
+    out: dict[str, Any] = {}
+    if outputs.labels is not None:
+        out["label"] = _plain(outputs.labels[i])
+    if outputs.proba is not None and handle.classes is not None:
+        out["proba"] = {
+            str(c): float(p) for c, p in zip(handle.classes, outputs.proba[i], strict=True)
+        }
+    if outputs.values is not None:
+        out["value"] = float(outputs.values[i])
+    return out
+
+
+def concat_outputs(parts: Sequence[BatchOutputs | None], sizes: Sequence[int]) -> BatchOutputs:
+    """Outputs of consecutive slices as one; a failed slice (None) is left as None/NaN rows,
+    which the caller must mark as failed (a label-only model's rows would not show it).
+    """
+    template = next((p for p in parts if p is not None), None)
+    if template is None:
+        raise ValueError("concat_outputs needs at least one slice that did not fail")
+    n = sum(sizes)
+    labels = np.full(n, None, dtype=object)
+    proba = None
+    if template.proba is not None:
+        proba = np.full((n, template.proba.shape[1]), np.nan)
+    values = np.full(n, np.nan)
+    start = 0
+    for part, size in zip(parts, sizes, strict=True):
+        if part is not None:
+            if part.labels is not None:
+                labels[start : start + size] = part.labels
+            if proba is not None and part.proba is not None:
+                proba[start : start + size] = part.proba
+            if part.values is not None:
+                values[start : start + size] = part.values
+        start += size
+    return BatchOutputs(
+        labels=labels if template.labels is not None else None,
+        proba=proba,
+        values=values if template.values is not None else None,
+    )
 
 
 def load_handle(registry: Registry, ref: str) -> ModelHandle:

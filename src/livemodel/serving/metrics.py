@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 VALUE_BUCKETS = (-100, -10, -1, -0.1, 0, 0.1, 1, 10, 100, 1_000, 10_000)
 
 
@@ -49,6 +50,14 @@ class ServerMetrics:
         self.violations = Counter(
             "livemodel_validation_violations", "Signature violations per feature and kind",
             ["model", "feature", "kind"], registry=r,
+        )  # fmt: skip
+        self.batches = Counter(
+            "livemodel_batches", "Model calls: micro-batches taken from the queue", ["model"],
+            registry=r,
+        )  # fmt: skip
+        self.batch_rows = Histogram(
+            "livemodel_batch_rows", "Rows per micro-batch", ["model"], buckets=BATCH_BUCKETS,
+            registry=r,
         )  # fmt: skip
         self.rejected = Counter(
             "livemodel_rejected_requests", "Requests refused for violating the signature",
