@@ -7,8 +7,8 @@ each time, so a line survives whatever happens to the server):
 - ``{"ok": true, "thread": int, "ids": [...], "versions": [...]}`` for each 200 answer;
 - ``{"ok": false, "status": int | null, "error": str}`` for anything else.
 
-It stops early when ``--stop-file`` exists. After ``--stop-after-errors`` consecutive transport errors in a thread (the server is gone)
-that thread stops.
+It stops early when ``--stop-file`` exists. After ``--stop-after-errors`` consecutive
+transport errors in a thread (the server is gone) that thread stops.
 
     python loadgen.py URL MODEL RECORDS.json OUT.jsonl --seconds 4 --threads 4
 """

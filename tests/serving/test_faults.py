@@ -20,7 +20,6 @@ from .conftest import (
     SLEEP_S,
     Models,
     Server,
-    assert_json_error,
     metric,
     records,
 )
