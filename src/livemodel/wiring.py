@@ -13,6 +13,7 @@ from livemodel.store.metadata import MetadataStore
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from livemodel.rollout.controller import RolloutController
     from livemodel.serving.options import ServerOptions
     from livemodel.serving.state import ServingState
 
@@ -55,3 +56,15 @@ def serving_app() -> Starlette:
     from livemodel.serving.options import ServerOptions
 
     return build_app(serving_state(settings, ServerOptions.parse(settings.serving)))
+
+
+def rollout_controller(settings: Settings | None = None) -> RolloutController:
+    from livemodel.rollout.controller import RolloutController
+    from livemodel.store.logreader import LogReader
+    from livemodel.store.rollouts import RolloutStore
+
+    settings = settings or Settings.from_env()
+    registry = connect(settings)
+    return RolloutController(
+        registry, RolloutStore(registry.metadata.db), LogReader(settings.log_dir)
+    )

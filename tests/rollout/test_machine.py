@@ -94,9 +94,7 @@ def test_candidate_raising_on_20_percent_is_rolled_back_within_200_canary_reques
 
 def test_less_accurate_candidate_is_rolled_back_by_the_estimated_guard() -> None:
     state = new_state("canary:25,100")
-    state, _, _ = simulate(
-        state, np.random.default_rng(3), error_rate=0.001, accuracy_gap=0.05
-    )
+    state, _, _ = simulate(state, np.random.default_rng(3), error_rate=0.001, accuracy_gap=0.05)
     assert state.status == "rolled_back"
     assert "estimated" in (state.reason or "")
 

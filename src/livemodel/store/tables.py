@@ -131,3 +131,23 @@ monitor_results = Table(
     ),
     Index("ix_monitor_results_model_start", "model", "window_start"),
 )
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("state", Json, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,125 @@
+"""``rollout start|status|abort`` and ``controller``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from livemodel.cli.output import console, print_json
+
+JSON = typer.Option(False, "--json", help="Print JSON for machines.")
+rollout_app = typer.Typer(
+    help="Shadow, canary and A/B rollouts of a candidate.", no_args_is_help=True
+)
+
+
+def install(app: typer.Typer) -> None:
+    app.add_typer(rollout_app, name="rollout")
+    app.command()(controller)
+
+
+def _controller() -> Any:
+    from livemodel.wiring import rollout_controller
+
+    return rollout_controller()
+
+
+@rollout_app.command("start")
+def start(
+    name: str = typer.Argument(..., help="Model name."),
+    candidate: int = typer.Option(..., "--candidate", min=1, help="Version to roll out."),
+    plan: str = typer.Option("shadow,canary:5,25,50,100", "--plan"),
+    metric: str | None = typer.Option(None, "--metric", help="A/B outcome: accuracy or label."),
+    routing_key: str | None = typer.Option(
+        None,
+        "--routing-key",
+        help="Feature naming the entity (e.g. customer_id) that keeps a user on one side.",
+    ),
+    alpha: float = typer.Option(0.05, "--alpha"),
+    min_step_samples: int = typer.Option(200, "--min-step-samples", min=1),
+    as_json: bool = JSON,
+) -> None:
+    """Start rolling out CANDIDATE against the production version."""
+    from livemodel.registry.refs import check_name
+
+    check_name(name)
+    state = _controller().start(
+        name,
+        candidate,
+        plan,
+        metric=metric,
+        routing_key=routing_key,
+        alpha=alpha,
+        min_step_samples=min_step_samples,
+    )
+    if as_json:
+        print_json(state.to_dict())
+    else:
+        console.print(
+            f"rollout {state.id}: {name} v{state.candidate} against v{state.champion}, "
+            f"plan {state.plan.to_text()}; follow it with `livemodel rollout status {name}`"
+        )
+
+
+@rollout_app.command("status")
+def status(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
+    """Where the latest rollout of NAME stands, with its guard readings."""
+    state, stored = _controller().status(name)
+    if as_json:
+        print_json(
+            {
+                **state.to_dict(),
+                "revision": stored.revision,
+                "created_at": stored.created_at.isoformat(),
+            }
+        )
+        return
+    from rich.table import Table
+
+    step = f"step {state.step + 1}/{len(state.plan.steps)}"
+    console.print(
+        f"rollout {state.id} of [bold]{name}[/]: v{state.candidate} vs v{state.champion} — "
+        f"[bold]{state.status}[/] at {state.current.label()} ({step})"
+    )
+    if state.reason:
+        console.print(f"reason: {state.reason}")
+    table = Table("guard", "verdict", "effect", "CI", "p-value", "n cand", "n champ")
+    for r in state.last_readings:
+        lo, hi = r.get("ci", [None, None])
+        ci = f"{_num(lo)} … {_num(hi)}"
+        table.add_row(
+            str(r["guard"]),
+            str(r["verdict"]),
+            _num(r.get("effect")),
+            ci,
+            _num(r.get("p_value")),
+            str(r.get("n_candidate")),
+            str(r.get("n_champion")),
+        )
+    console.print(table)
+
+
+@rollout_app.command("abort")
+def abort_cmd(
+    name: str = typer.Argument(...), reason: str | None = typer.Option(None, "--reason")
+) -> None:
+    """Stop the running rollout: the champion takes all traffic again."""
+    state = _controller().abort(name, reason)
+    console.print(f"rollout {state.id} aborted; v{state.champion} serves all traffic")
+
+
+def controller(
+    every: float = typer.Option(5.0, "--every", min=0.1, help="Seconds between ticks."),
+    max_ticks: int | None = typer.Option(None, "--max-ticks", min=1),
+) -> None:
+    """Follow running rollouts: read guards, step, promote or roll back (one acts at a time)."""
+    ctl = _controller()
+    console.print(f"controller {ctl.owner} following rollouts every {every:g} s; Ctrl-C stops")
+    ctl.run(every, max_ticks=max_ticks)
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,125 @@
+"""From logged traffic to per-request guard values, one array per arm.
+
+The server logs each request of a rollout with its arm: ``champion`` (answered by the
+champion), ``candidate`` (routed to the candidate; if it failed, the champion's answer was
+sent and the record carries the failure flag) and ``shadow`` (the candidate's answer to a
+mirrored request, under the same prediction id as the champion's record). Everything here
+is a pure function of a window of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+FAILURE_FLAGS = frozenset({"model_error", "timeout", "nan_output"})
+VIOLATION_KINDS = frozenset(
+    {"missing_column", "unexpected_column", "wrong_type", "null", "out_of_range", "unseen_category"}
+)
+
+#: maps a version's class-probability matrix to the calibrated probability of its label
+Confidence = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Per guard: (candidate values, champion values), and how many candidate rows came in."""
+
+    values: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    candidate_rows: int
+
+
+def observe(
+    window: pa.Table,
+    *,
+    shadow: bool,
+    proba_columns: tuple[str, ...],
+    confidence: Mapping[str, Confidence],
+    latency_threshold_ms: float | None,
+) -> Observations:
+    """Guard values from one window of a rollout's traffic (``window`` from ``LogReader``).
+
+    ``confidence`` maps an arm to a function giving each row's calibrated probability of
+    being right (CBPE); missing arms get no ``estimated`` values.
+    """
+    rows = window.to_pydict()
+    arms = np.asarray(rows.get("arm", []), dtype=object)
+    flags = rows.get("flags", [[]] * len(arms))
+    candidate_arm = "shadow" if shadow else "candidate"
+    cand = arms == candidate_arm
+    champ = arms == "champion"
+    failed = np.array([bool(FAILURE_FLAGS & set(f or ())) for f in flags], dtype=float)
+    violated = np.array(
+        [any(x.partition(":")[0] in VIOLATION_KINDS for x in (f or ())) for f in flags], dtype=float
+    )
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = {
+        "errors": (failed[cand], failed[champ]),
+        "flags": (violated[cand], violated[champ]),
+    }
+    latency = np.asarray(
+        [np.nan if x is None else x for x in rows.get("latency_ms", [None] * len(arms))], float
+    )
+    if latency_threshold_ms is not None:
+        slow = (latency > latency_threshold_ms).astype(float)
+        values["latency"] = (slow[cand & ~np.isnan(latency)], slow[champ & ~np.isnan(latency)])
+    if shadow:
+        values["divergence"] = (_divergence(rows, arms), np.zeros(0))
+    proba = _proba(rows, proba_columns)
+    if proba is not None:
+        ok = ~failed.astype(bool) & np.isfinite(proba).all(axis=1)
+        estimated = []
+        for mask, arm in ((cand & ok, candidate_arm), (champ & ok, "champion")):
+            fn = confidence.get(arm)
+            estimated.append(fn(proba[mask]) if fn is not None and mask.any() else np.zeros(0))
+        values["estimated"] = (estimated[0], estimated[1])
+    labels = rows.get("label")
+    if labels is not None and "o.label" in rows:
+        labelled = np.array([x is not None for x in labels]) & ~failed.astype(bool)
+        right = np.array(
+            [str(a) == str(b) for a, b in zip(rows["o.label"], labels, strict=True)], dtype=float
+        )
+        values["accuracy"] = (right[cand & labelled], right[champ & labelled])
+    return Observations(values=values, candidate_rows=int(cand.sum()))
+
+
+def champion_p99(window: pa.Table) -> float | None:
+    """The champion's 99th percentile latency in ``window`` (None under 100 requests)."""
+    rows = window.to_pydict()
+    arms = rows.get("arm", [])
+    lat = [
+        x
+        for a, x in zip(arms, rows.get("latency_ms", []), strict=True)
+        if a == "champion" and x is not None
+    ]
+    if len(lat) < 100:
+        return None
+    return float(np.quantile(np.asarray(lat, float), 0.99))
+
+
+def _divergence(rows: Mapping[str, list[object]], arms: np.ndarray) -> np.ndarray:
+    """1 where the shadowed candidate's label differs from the champion's, per shadow row."""
+    if "o.label" not in rows:
+        return np.zeros(0)
+    champion = {
+        pid: label
+        for pid, label, arm in zip(rows["prediction_id"], rows["o.label"], arms, strict=True)
+        if arm == "champion"
+    }
+    out = [
+        float(str(label) != str(champion[pid]))
+        for pid, label, arm in zip(rows["prediction_id"], rows["o.label"], arms, strict=True)
+        if arm == "shadow" and pid in champion
+    ]
+    return np.asarray(out, dtype=float)
+
+
+def _proba(rows: Mapping[str, list[object]], columns: tuple[str, ...]) -> np.ndarray | None:
+    if not columns or any(c not in rows for c in columns):
+        return None
+    matrix = np.asarray(
+        [[np.nan if v is None else v for v in rows[c]] for c in columns], dtype=float
+    )
+    return matrix.T
