@@ -5,6 +5,7 @@ The short way in::
     import livemodel
     version = livemodel.register("flights", model, train, target="late", alias="production")
     livemodel.connect().load("flights@production").model
+    report = livemodel.compare(reference_frame, current_frame, target="late")
 
 Everything is configured by environment variables read in :mod:`livemodel.config`.
 """
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from livemodel.registry.registry import Registry
     from livemodel.registry.version import ModelVersion
 
-__all__ = ["LivemodelError", "Registry", "connect", "register"]
+__all__ = ["LivemodelError", "Registry", "compare", "connect", "register"]
 __version__ = "0.1.0"
 
 
@@ -61,8 +62,13 @@ def register(
 
 
 def __getattr__(name: str) -> Any:
+    # Imported on first use: ``import livemodel`` stays cheap for the CLI.
     if name == "Registry":
         from livemodel.registry.registry import Registry
 
         return Registry
+    if name == "compare":
+        from livemodel.monitor.compare import compare
+
+        return compare
     raise AttributeError(f"module 'livemodel' has no attribute {name!r}")
