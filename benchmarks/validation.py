@@ -10,7 +10,9 @@ machine is shared and noisy, so only ratios measured side by side are comparable
 
 Candidates are timed in interleaved rounds (each round runs every candidate ``--number``
 times) and the median per-call time over ``--rounds`` rounds is reported, so a burst of
-load on the machine hits all candidates alike. Run::
+load on the machine hits all candidates alike. Times are CPU time of this process (the
+server's budget is CPU time, and time spent descheduled on a busy machine is noise).
+Run::
 
     .venv/bin/python benchmarks/validation.py            # about 20 s
     .venv/bin/python benchmarks/validation.py --rounds 50 --profile mixed-32
@@ -114,16 +116,16 @@ def arrays_frame(records: Records) -> pd.DataFrame:
 def time_rounds(
     candidates: dict[str, Callable[[], object]], rounds: int, number: int
 ) -> dict[str, float]:
-    """Median seconds per call of each candidate, over interleaved rounds."""
+    """Median CPU seconds per call of each candidate, over interleaved rounds."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for fn in candidates.values():  # warm up caches and lazy imports
         fn()
     for _ in range(rounds):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(number):
                 fn()
-            samples[name].append((time.perf_counter() - start) / number)
+            samples[name].append((time.process_time() - start) / number)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -144,7 +146,10 @@ def main() -> None:
         profiler.runcall(lambda: [validate(sig, batch) for _ in range(2000)])
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
-    print(f"pandas {pd.__version__}, numpy {np.__version__}; median of {args.rounds} rounds")
+    print(
+        f"pandas {pd.__version__}, numpy {np.__version__}; "
+        f"CPU time per call, median of {args.rounds} rounds of {args.number}"
+    )
     header = f"{'case':<12}{'validate':>11}{'DF(records)':>13}{'DF(arrays)':>12}"
     print(header + f"{'/records':>10}{'/arrays':>9}")
     for kind, (sig, make) in cases.items():

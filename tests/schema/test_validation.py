@@ -484,6 +484,215 @@ def test_batch_result_equals_row_by_row_results(rows: list[dict[str, Any]]) -> N
         assert bool(batch.valid[i]) == bool(single.valid[0])
 
 
+# --- the records fast path against the DataFrame path ------------------------------------
+
+CATEGORY_WORDS = ["nyc", "sf", "la", "", "NYC", "ñ", "2020-06-01"]
+ISO_SHAPES = st.builds(
+    "{}-{}-{}{}".format,
+    st.sampled_from(["2020", "2019", "2021", "0001", "9999", "0000", "1970"]),
+    st.sampled_from(["01", "06", "12", "13", "00", "02"]),
+    st.sampled_from(["01", "29", "30", "31", "00", "32"]),
+    st.sampled_from(["", "T12:00:00", " 23:59:59", "T24:00:00", "T12:60:00", "T00:00:60"]).flatmap(
+        lambda time: (
+            st.just(time)
+            if not time
+            else st.builds(
+                "{}{}{}".format,
+                st.just(time),
+                st.sampled_from(["", ".5", ".123456", ".1234567", "."]),
+                st.sampled_from(["", "Z", "+00:00", "-04:00", "+05:30", "+23:59", "+24:00", "z"]),
+            )
+        )
+    ),
+)
+
+
+def clean_cells(col: ColumnSchema) -> st.SearchStrategy[Any]:
+    """Mostly well-typed values of ``col``'s type, the fast path's domain and its edges."""
+    by_type: dict[ColumnType, st.SearchStrategy[Any]] = {
+        T.INTEGER: st.integers(-5, 200) | st.integers() | st.sampled_from([2**63 - 1, 2**63]),
+        T.FLOAT: st.floats() | st.integers(-(10**400), 10**400) | st.integers(-10, 2000),
+        T.BOOLEAN: st.booleans(),
+        T.CATEGORICAL: st.sampled_from(CATEGORY_WORDS) | st.text(max_size=5),
+        T.DATETIME: ISO_SHAPES | st.sampled_from(["now", " 2020-06-01", "2020-06-01T12:00"]),
+    }
+    return st.none() | by_type[col.type] | by_type[col.type] | json_like
+
+
+CELLS = {col.name: clean_cells(col) for col in SIG.columns}
+
+
+@st.composite
+def mixed_batches(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Records whose cells are clean, null, absent or hostile, in any combination."""
+    n = draw(st.integers(1, 6))
+    present = draw(st.sets(st.sampled_from(SIG.names), min_size=len(SIG.names) - 1))
+    extra = draw(st.sampled_from([{}, {"label": 1}, {"other": "x"}]))
+    rows = []
+    for _ in range(n):
+        row = {name: draw(CELLS[name]) for name in SIG.names if name in present}
+        if row and draw(st.integers(0, 4)) == 0:
+            row.pop(draw(st.sampled_from(sorted(row))))  # a key absent from one record
+        rows.append({**row, **extra})
+    return rows
+
+
+def assert_same_result(a: ValidationResult, b: ValidationResult) -> None:
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert a.valid.tolist() == b.valid.tolist()
+    assert a.counts == b.counts
+    assert [a.row_flags(i) for i in range(a.n_rows)] == [b.row_flags(i) for i in range(b.n_rows)]
+    assert [(v.row, v.column, v.kind) for v in a.violations] == [
+        (v.row, v.column, v.kind) for v in b.violations
+    ]
+    for mine, theirs in zip(a.checks, b.checks, strict=True):
+        for mask in ("null", "wrong_type", "out_of_range", "unseen"):
+            assert getattr(mine, mask).tolist() == getattr(theirs, mask).tolist(), mask
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=mixed_batches(), tolerance=st.sampled_from([0.0, 0.1]))
+def test_records_path_equals_object_frame_path(
+    rows: list[dict[str, Any]], tolerance: float
+) -> None:
+    # A DataFrame of dtype object goes through the general object path for every column,
+    # so this pits each fast path against the rules it must reproduce.
+    from_records = validate(SIG, rows, tolerance=tolerance)
+    check_invariants(from_records, len(rows))
+    frame = pd.DataFrame(rows, dtype=object)
+    assert_same_result(from_records, validate(SIG, frame, tolerance=tolerance))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=ISO_SHAPES)
+def test_fast_datetime_parsing_agrees_with_pandas(text: str) -> None:
+    sig = Signature((ColumnSchema("t", T.DATETIME, True),), None)
+    result = validate(sig, [{"t": text}])
+    parsed = pd.to_datetime(pd.Series([text]), errors="coerce", utc=True, format="ISO8601")
+    if parsed.isna().iloc[0]:
+        assert result.row_flags(0) == ["wrong_type:t"]
+    else:
+        assert result.row_flags(0) == []
+        assert result.frame["t"].iloc[0] == parsed.astype("datetime64[us, UTC]").iloc[0]
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=mixed_batches())
+def test_records_and_typed_frame_agree(rows: list[dict[str, Any]]) -> None:
+    # The typed DataFrame path: the coerced frame of a batch, validated again as a frame,
+    # flags exactly the out-of-range and unseen cells again (its nulls keep their flags).
+    first = validate(SIG, rows)
+    again = validate(SIG, first.frame)
+    pd.testing.assert_frame_equal(first.frame, again.frame)
+    for kind in (K.OUT_OF_RANGE, K.UNSEEN_CATEGORY):
+        assert {k: v for k, v in first.counts.items() if k[1] is kind} == {
+            k: v for k, v in again.counts.items() if k[1] is kind
+        }
+
+
+def test_large_records_batch_equals_frame_batch() -> None:
+    rng = np.random.default_rng(3)
+    rows = [
+        {**GOOD, "age": int(a), "income": float(x) if x < 900 else None, "city": c}
+        for a, x, c in zip(
+            rng.integers(-5, 130, 5000),
+            rng.uniform(0, 1100, 5000),
+            rng.choice(["nyc", "sf", "la"], 5000),
+            strict=True,
+        )
+    ]
+    assert_same_result(validate(SIG, rows), validate(SIG, pd.DataFrame(rows, dtype=object)))
+
+
+def test_records_with_other_keys_of_the_same_count() -> None:
+    # Same number of keys as the signature but one renamed: not the all-columns shortcut.
+    renamed = {("town" if k == "city" else k): v for k, v in GOOD.items()}
+    result = validate(SIG, [GOOD, renamed])
+    check_invariants(result, 2)
+    assert result.counts == {("city", K.NULL): 1, ("town", K.UNEXPECTED_COLUMN): 1}
+    assert result.valid.tolist() == [True, False]
+
+
+def test_dict_subclasses_and_tuples_are_records_and_left_untouched() -> None:
+    from collections import OrderedDict, defaultdict
+
+    sparse: defaultdict[str, Any] = defaultdict(lambda: "filled", GOOD)
+    del sparse["note"]
+    batch = (OrderedDict(GOOD), sparse)
+    result = validate(SIG, batch)
+    assert result.valid.tolist() == [True, True]
+    assert pd.isna(result.frame["note"].iloc[1])
+    assert "note" not in sparse  # looking a key up did not create it
+
+
+def test_lone_surrogate_is_a_wrong_type_not_a_crash() -> None:
+    # json.loads accepts "\ud800"; Arrow-backed strings cannot hold it.
+    records = json.loads('[{"city": "nyc"}, {"city": "\\ud800"}, {"city": "sf\\udfff"}]')
+    result = validate(SIG, [{**GOOD, **r} for r in records])
+    check_invariants(result, 3)
+    assert result.counts == {("city", K.WRONG_TYPE): 2}
+    assert result.frame["city"].iloc[0] == "nyc"
+    assert "expected a string" in result.violations[0].message
+
+
+def test_coerced_frame_never_shares_memory_with_the_batch() -> None:
+    frame = pd.DataFrame(
+        {
+            **{k: [v, v] for k, v in GOOD.items()},
+            "age": np.array([1, 2]),
+            "income": np.array([1.0, 2.0]),
+            "seen": pd.to_datetime(["2020-06-01", "2020-06-02"], utc=True).as_unit("us"),
+        }
+    )
+    before = frame.copy()
+    result = validate(SIG, frame)
+    result.frame.loc[0, "income"] = 99.0
+    result.frame.loc[0, "age"] = 99
+    result.frame.loc[0, "seen"] = pd.Timestamp("2020-07-01", tz="UTC")
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_renaming_a_result_frames_columns_touches_no_other_result() -> None:
+    first = validate(SIG, [GOOD])
+    first.frame.columns.name = "mine"
+    assert validate(SIG, [GOOD]).frame.columns.name is None
+
+
+def test_signature_without_columns() -> None:
+    result = validate(Signature((), None), [{"a": 1}, {}])
+    assert result.frame.shape == (2, 0)
+    assert result.valid.tolist() == [True, True]
+    assert result.counts == {("a", K.UNEXPECTED_COLUMN): 1}
+
+
+def test_bounds_on_a_categorical_column_are_ignored() -> None:
+    # Only a hand-written signature has them; text has no order to check, so no crash.
+    sig = Signature.from_dict(
+        {
+            "columns": [
+                {"name": "c", "type": "categorical", "nullable": False, "min": 0, "max": 1},
+                {"name": "b", "type": "boolean", "nullable": False, "min": 0, "max": 0.5},
+            ],
+            "task": None,
+        }
+    )
+    batch = [{"c": "x", "b": True}, {"c": "y", "b": False}]
+    result = validate(sig, batch)
+    assert result.counts == {("b", K.OUT_OF_RANGE): 1}
+    assert validate(sig, pd.DataFrame(batch)).counts == result.counts
+
+
+def test_frame_is_the_same_without_the_pandas_shortcut(monkeypatch: pytest.MonkeyPatch) -> None:
+    import livemodel.schema.validation as module
+
+    records = [GOOD, {**GOOD, "age": "x", "city": None, "seen": "now"}]
+    fast = validate(SIG, records)
+    monkeypatch.setattr(module, "_FROM_ARRAYS", None)
+    slow = validate(SIG, records)
+    pd.testing.assert_frame_equal(fast.frame, slow.frame)
+    assert fast.counts == slow.counts
+
+
 # --- a real data set --------------------------------------------------------------------
 
 

@@ -145,14 +145,16 @@ def _checked(
     schema: ColumnSchema, plain: _Plain, source: pd.Series | Sequence[Any], tolerance: float
 ) -> ColumnCheck:
     values, (data, null, wrong) = _output(schema.type, plain)
-    ok = ~(null | wrong)
-    out_of_range = _out_of_range(schema, data, ok, tolerance)
-    if schema.categories is None:
-        unseen = np.zeros(len(data), dtype=np.bool_)
-    else:
+    n = len(data)
+    out_of_range, unseen = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    if schema.categories is not None:
         known = frozenset(schema.categories)
-        seen = np.fromiter((v in known for v in data), dtype=np.bool_, count=len(data))
-        unseen = ok & ~seen
+        unseen = ~np.fromiter((v in known for v in data), dtype=np.bool_, count=n)
+        unseen &= ~null & ~wrong
+    ranged = schema.min is not None or schema.max is not None
+    if ranged and schema.type is not ColumnType.CATEGORICAL:
+        out_of_range = _out_of_range(schema, data, tolerance)
+        out_of_range &= ~null & ~wrong
     return ColumnCheck(schema, True, values, source, null, wrong, out_of_range, unseen)
 
 
@@ -192,11 +194,9 @@ def _unencodable(value: object) -> bool:
     return False
 
 
-def _out_of_range(
-    schema: ColumnSchema, data: npt.NDArray[Any], ok: BoolArray, tolerance: float
-) -> BoolArray:
-    if (schema.min is None and schema.max is None) or schema.type is ColumnType.CATEGORICAL:
-        return np.zeros(len(data), dtype=np.bool_)
+def _out_of_range(schema: ColumnSchema, data: npt.NDArray[Any], tolerance: float) -> BoolArray:
+    """Cells outside the widened training range; missing cells hold placeholders (NaN, 0,
+    NaT's int), so the caller keeps only the well-typed ones."""
     if schema.type is ColumnType.DATETIME:
         numbers = data / 1e6  # epoch seconds, like the signature's bounds
     else:
@@ -206,9 +206,7 @@ def _out_of_range(
         slack = tolerance * (schema.max - schema.min)
     lo = -np.inf if schema.min is None else schema.min - slack
     hi = np.inf if schema.max is None else schema.max + slack
-    # Missing cells hold placeholders (NaN, 0, NaT's int): only ``ok`` cells can be outside.
     outside: BoolArray = (numbers < lo) | (numbers > hi)
-    outside &= ok
     return outside
 
 
@@ -234,9 +232,10 @@ def _plain_series(col_type: ColumnType, series: pd.Series) -> _Plain:
         null = series.isna().to_numpy(dtype=np.bool_)
         micros = _utc_micros(series)
         return _Plain(micros, null, (micros == _NAT) & ~null)
-    # A copy, because the coerced frame must never share memory with the caller's frame.
+    # A copy, because the coerced frame must never share memory with the caller's frame
+    # (to_numpy(copy=True) with an na_value can still return the Series' own array).
     plain_dtype, placeholder = _PLAIN[col_type]
-    data = series.to_numpy(dtype=plain_dtype, na_value=placeholder, copy=True)
+    data = series.to_numpy(dtype=plain_dtype, na_value=placeholder).copy()
     if col_type is ColumnType.FLOAT:
         null = np.isnan(data)
     else:
@@ -412,10 +411,10 @@ def _fast(col_type: ColumnType, cells: Sequence[Any]) -> _Plain | None:
             return None
         return _Plain(np.array(micros, dtype=np.int64), null, np.zeros(n, dtype=np.bool_))
     dtype, placeholder = _PLAIN[col_type]
+    if _NONE in types:
+        cells = [placeholder if v is None else v for v in cells]
     try:  # an int beyond int64 (or the float range) overflows: the object path says why
-        data: npt.NDArray[Any] = np.array(
-            [placeholder if v is None else v for v in cells], dtype=dtype
-        )
+        data: npt.NDArray[Any] = np.array(cells, dtype=dtype)
     except OverflowError:
         return None
     if col_type is ColumnType.FLOAT:

@@ -1,12 +1,13 @@
 """Validate a request batch against a model signature, vectorized over columns.
 
-:func:`validate` builds one frame from the batch (JSON records go through a single
-``pd.DataFrame(records, dtype=object)`` call, which keeps every Python value as sent),
-then checks each signature column with vectorized operations (see
-:mod:`livemodel.schema.coercion` for the type rules). The result carries a frame ready
-for ``model.predict`` (signature order and dtypes, unexpected columns dropped, wrong-type
-cells null), a per-row ``valid`` mask, counts for metrics and, built only when asked for,
-one :class:`Violation` per problem.
+:func:`validate` checks each signature column once, with vectorized operations, whether
+the batch is a DataFrame or a list of JSON records (see :mod:`livemodel.schema.coercion`
+for the type rules). Records are never turned into an intermediate frame: each column's
+cells are pulled from them as sent, and the serving path (1 to ~64 records) costs about
+as much as building the output frame itself (``benchmarks/validation.py``). The result
+carries a frame ready for ``model.predict`` (signature order and dtypes, unexpected
+columns dropped, wrong-type cells null), a per-row ``valid`` mask, counts for metrics
+and, built only when asked for, one :class:`Violation` per problem.
 
 Decisions worth knowing:
 
