@@ -332,7 +332,8 @@ def test_dataframe_with_typed_columns() -> None:
     }
     assert result.valid.tolist() == [True, False, False]
     # Violations point at positions in the batch, not at index labels.
-    assert sorted({v.row for v in result.violations}) == [1, 2]
+    assert sorted({v.row for v in result.violations if v.row is not None}) == [1, 2]
+    assert all(v.row is not None for v in result.violations)
 
 
 @pytest.mark.parametrize(
@@ -377,7 +378,7 @@ def test_records_and_dataframe_give_the_same_frame() -> None:
         ([GOOD, GOOD, "oops"], "record 2 is a str"),
         ([GOOD, None], "record 1 is a NoneType"),
         ([[1, 2]], "record 0 is a list"),
-        ([GOOD, {**GOOD, 5: "x"}], "record 1 has a non-string key 5"),
+        ([GOOD, {**GOOD, 5: "x"}], "record 1 has a non-string key 5"),  # type: ignore[misc]
         (pd.DataFrame({0: [1]}), "strings"),
         (pd.DataFrame([[1, 2]], columns=["age", "age"]), "duplicate"),
         (pd.DataFrame([[1]], columns=pd.MultiIndex.from_tuples([("a", "b")])), "strings"),
@@ -520,6 +521,7 @@ def clean_cells(col: ColumnSchema) -> st.SearchStrategy[Any]:
 
 
 CELLS = {col.name: clean_cells(col) for col in SIG.columns}
+EXTRA_KEYS: list[dict[str, Any]] = [{}, {"label": 1}, {"other": "x"}]
 
 
 @st.composite
@@ -527,7 +529,7 @@ def mixed_batches(draw: st.DrawFn) -> list[dict[str, Any]]:
     """Records whose cells are clean, null, absent or hostile, in any combination."""
     n = draw(st.integers(1, 6))
     present = draw(st.sets(st.sampled_from(SIG.names), min_size=len(SIG.names) - 1))
-    extra = draw(st.sampled_from([{}, {"label": 1}, {"other": "x"}]))
+    extra: dict[str, Any] = draw(st.sampled_from(EXTRA_KEYS))
     rows = []
     for _ in range(n):
         row = {name: draw(CELLS[name]) for name in SIG.names if name in present}

@@ -196,7 +196,7 @@ class ValidationResult:
 
 def validate(
     signature: Signature,
-    batch: pd.DataFrame | list[dict[str, Any]],
+    batch: pd.DataFrame | list[dict[str, Any]] | tuple[dict[str, Any], ...],
     *,
     tolerance: float = 0.0,
 ) -> ValidationResult:
