@@ -26,7 +26,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -104,7 +103,7 @@ class MetricResult:
             object.__setattr__(self, name, finite(getattr(self, name)))
         object.__setattr__(self, "alert", bool(self.alert))
         object.__setattr__(self, "n", int(self.n))
-        object.__setattr__(self, "details", MappingProxyType(json_safe(dict(self.details))))
+        object.__setattr__(self, "details", json_safe(dict(self.details)))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -125,10 +124,11 @@ class RowSample:
 
     @classmethod
     def of(cls, frame: pd.DataFrame, keys: Keys, capacity: int) -> RowSample:
-        rows = frame.assign(**{KEY: keys})
-        if len(rows) > capacity:
-            rows = rows.nsmallest(capacity, KEY, keep="first")
-        return cls(rows.sort_values(KEY, kind="stable").reset_index(drop=True), capacity)
+        keys = np.asarray(keys, dtype=np.uint64)
+        order = np.argsort(keys, kind="stable")[:capacity]
+        rows = frame.iloc[order].reset_index(drop=True)
+        rows[KEY] = keys[order]
+        return cls(rows, capacity)
 
     def merge(self, other: RowSample) -> RowSample:
         if other.frame.empty:
@@ -137,7 +137,8 @@ class RowSample:
             return other
         both = pd.concat([self.frame, other.frame], ignore_index=True)
         keys = both[KEY].to_numpy(dtype=np.uint64)
-        return RowSample.of(both.drop(columns=KEY), keys, self.capacity)
+        order = np.argsort(keys, kind="stable")[: self.capacity]
+        return RowSample(both.iloc[order].reset_index(drop=True), self.capacity)
 
     def rows(self) -> pd.DataFrame:
         return self.frame.drop(columns=KEY)
@@ -187,7 +188,7 @@ def _add(a: Mapping[str, int], b: Mapping[str, int]) -> Mapping[str, int]:
     out = dict(a)
     for k, v in b.items():
         out[k] = out.get(k, 0) + v
-    return MappingProxyType(out)
+    return out
 
 
 def merge_all(
@@ -273,8 +274,8 @@ def _summary(
         outputs=outputs,
         rows=RowSample.of(sample_data, keys, plan.sample_rows),
         labelled=RowSample.of(sample_data[labelled_rows], keys[labelled_rows], plan.sample_rows),
-        type_errors=MappingProxyType({k: v for k, v in type_errors.items() if v}),
-        absent_rows=MappingProxyType(dict(absent)),
+        type_errors={k: v for k, v in type_errors.items() if v},
+        absent_rows=dict(absent),
         label_errors=label_errors,
         unexpected=extra,
     )
@@ -318,10 +319,22 @@ def align_labels(
     by_text = {str(c): c for c in plan.classes}
     by_key = {category_key(c): c for c in plan.classes}
     codes, uniques = factorize_categories(values)
-    matched = [by_key.get(u, by_text.get(str(u))) for u in uniques]
+    matched = [_match(u, by_key, by_text) for u in uniques]
     lookup = np.array([*matched, None], dtype=object)
     aligned = pd.Series(lookup[codes], index=values.index, dtype=object)
     return aligned, present & aligned.isna().to_numpy()
+
+
+def _match(value: Any, by_key: dict[Any, Any], by_text: dict[str, Any]) -> Any:
+    """The class ``value`` stands for: equal, equal as text, or equal as a number."""
+    found = by_key.get(value, by_text.get(str(value)))
+    if found is None and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        found = by_key.get(number)
+    return found
 
 
 # -- the prediction log in canonical form -----------------------------------------------
