@@ -3,6 +3,8 @@ labels and types are aligned the same way in every chunk."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from livemodel.errors import InvalidInputError
 from livemodel.monitor.reference import MonitorReference
 from livemodel.monitor.results import ALL
+from livemodel.monitor.suite import segment_plan
 from livemodel.monitor.summary import (
     ChunkPlan,
     RowSample,
@@ -22,7 +25,6 @@ from livemodel.monitor.summary import (
     row_keys,
     summarize_chunk,
 )
-from livemodel.monitor.suite import segment_plan
 from livemodel.stats.drift import compare_profiles
 
 
@@ -57,7 +59,7 @@ def chunked(plan: ChunkPlan, data: pd.DataFrame, cuts: list[int]) -> dict[str, W
     keys = row_keys(np.arange(len(data)))
     bounds = [0, *sorted(set(cuts)), len(data)]
     out: dict[str, WindowSummary] = {ALL: WindowSummary.empty(plan)}
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out = merge_all(out, summarize_chunk(plan, data.iloc[a:b], keys[a:b]))
     return out
 
