@@ -142,6 +142,14 @@ def compare(
         raise InvalidInputError(f"current must be a pandas DataFrame, not {type(current).__name__}")
     if isinstance(segments, str):
         raise InvalidInputError("segments must be a sequence of column names, e.g. ['carrier']")
+    if not isinstance(reference, pd.DataFrame):
+        raise InvalidInputError(f"reference must be a DataFrame, not {type(reference).__name__}")
+    for role, column in (("target", target), ("prediction", prediction)):
+        if column is not None and column not in reference.columns:
+            raise InvalidInputError(
+                f"the reference has no {role} column {column!r}: performance is realized "
+                "and estimated against a reference with the target and the model outputs"
+            )
     ref = MonitorReference.from_frame(
         reference, target=target, prediction=prediction, probability=probability
     )
