@@ -344,6 +344,18 @@ def admin_token(server: Server) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def make_token(home: Path, *scopes: str) -> str:
+    """A token made in this process (tests of the CLI itself use ``livemodel token create``)."""
+    from livemodel.store.tokens import TokenStore
+
+    registry = registry_at(home)
+    try:
+        secret, _ = TokenStore(registry.metadata.db).create("tests", scopes)
+    finally:
+        registry.metadata.db.close()
+    return secret
+
+
 # -- data helpers ---------------------------------------------------------------------------
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts (NaN as null)."""

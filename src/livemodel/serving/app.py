@@ -70,6 +70,12 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
     @handled("infer", predict_scope)
     async def infer(request: Request) -> Response:
         endpoint = state.endpoint(request.path_params["name"])
+        asked = request.path_params.get("version")
+        if asked is not None and asked != str(endpoint.handle.number):
+            raise NotFoundError(
+                f"version {asked[:20]!r} of {endpoint.name!r} is not served here "
+                f"(serving version {endpoint.handle.number})"
+            )
         body = await read_json(request, options.max_body_bytes)
         signature = endpoint.handle.version.signature
         records = oip.records_from_infer(body, signature, options.max_rows)
@@ -122,7 +128,8 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         await state.refresh()
         return json_response({"model": name, "alias": alias, "from": before, "to": version})
 
-    @handled("review")
+    # The review queue shows logged features, so reading it needs the admin scope too.
+    @handled("review", "admin")
     async def review_list(request: Request) -> Response:
         model = request.query_params.get("model")
         names = [model] if model else sorted(state.endpoints)
@@ -170,7 +177,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         e = state.endpoint(request.path_params["name"])
         return json_response(
             oip.model_metadata(
-                e.name, e.handle.number, e.handle.version.signature, e.handle.is_classifier
+                e.name, e.handle.number, e.handle.version.signature, e.handle.classes
             )
         )
 

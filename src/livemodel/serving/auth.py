@@ -13,7 +13,11 @@ _CACHE_SECONDS = 10.0
 
 
 class Authenticator:
-    """Resolves ``Authorization: Bearer <token>`` to scopes, caching answers briefly."""
+    """Resolves ``Authorization: Bearer <token>`` to scopes, caching answers briefly.
+
+    No token, or one that is unknown or revoked, is a 401; a valid token without the
+    scope is a 403. The ``admin`` scope grants every other scope too.
+    """
 
     def __init__(self, tokens: TokenStore) -> None:
         self.tokens = tokens
@@ -24,7 +28,10 @@ class Authenticator:
         kind, _, secret = header.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
             raise AuthError(f"this endpoint needs a bearer token with the {scope!r} scope")
-        if scope not in self._scopes(secret.strip()):
+        granted = self._scopes(secret.strip())
+        if not granted:  # unknown or revoked: the credentials are wrong, not insufficient
+            raise AuthError("the bearer token is not valid (unknown or revoked)")
+        if scope not in granted and "admin" not in granted:
             raise ForbiddenError(f"the token does not grant the {scope!r} scope")
 
     def _scopes(self, secret: str) -> frozenset[str]:

@@ -9,6 +9,8 @@ in ``parameters.prediction_ids`` so feedback can refer to them.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -89,10 +91,18 @@ def infer_response(
 
 
 def model_metadata(
-    name: str, version: int, signature: Signature, classifier: bool
+    name: str, version: int, signature: Signature, classes: Sequence[Any] | None
 ) -> dict[str, Any]:
-    outputs = [{"name": "predict", "datatype": "INT64" if classifier else "FP64", "shape": [-1]}]
-    if classifier:
+    """Inputs in signature order; ``predict`` is INT64 for integer classes, else BYTES
+    (string classes), FP64 for regression, as :func:`infer_response` sends it."""
+    if classes is None:
+        label_type = "FP64"
+    elif all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        label_type = "INT64"
+    else:
+        label_type = "BYTES"
+    outputs = [{"name": "predict", "datatype": label_type, "shape": [-1]}]
+    if classes is not None:
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
     return {
         "name": name,
@@ -121,7 +131,7 @@ def _tensor(raw: Any, index: int) -> tuple[str, list[int], list[Any]]:
     if datatype not in _KNOWN:
         raise InvalidInputError(f"input {name!r} has unknown datatype {datatype!r}")
     flat = _flatten(data, name)
-    expected = int(np.prod(shape)) if shape else 0
+    expected = math.prod(shape)  # Python ints: a huge shape cannot wrap around
     if len(flat) != expected:
         raise InvalidInputError(
             f"input {name!r}: shape {shape} needs {expected} values, got {len(flat)}"
