@@ -172,6 +172,7 @@ def test_unexpected_column_is_dropped_but_rows_stay_valid() -> None:
         ("income", "50"),
         ("income", False),
         ("income", 10**400),
+        ("income", int(np.finfo(np.float64).max) + 1),
         ("income", [1.0]),
         ("member", 1),
         ("member", "true"),
@@ -487,6 +488,7 @@ def test_batch_result_equals_row_by_row_results(rows: list[dict[str, Any]]) -> N
 
 # --- the records fast path against the DataFrame path ------------------------------------
 
+FLOAT_MAX = int(np.finfo(np.float64).max)
 CATEGORY_WORDS = ["nyc", "sf", "la", "", "NYC", "ñ", "2020-06-01"]
 ISO_SHAPES = st.builds(
     "{}-{}-{}{}".format,
@@ -512,7 +514,10 @@ def clean_cells(col: ColumnSchema) -> st.SearchStrategy[Any]:
     """Mostly well-typed values of ``col``'s type, the fast path's domain and its edges."""
     by_type: dict[ColumnType, st.SearchStrategy[Any]] = {
         T.INTEGER: st.integers(-5, 200) | st.integers() | st.sampled_from([2**63 - 1, 2**63]),
-        T.FLOAT: st.floats() | st.integers(-(10**400), 10**400) | st.integers(-10, 2000),
+        T.FLOAT: st.floats()
+        | st.integers(-(10**400), 10**400)
+        | st.integers(-10, 2000)
+        | st.sampled_from([FLOAT_MAX, FLOAT_MAX + 1, FLOAT_MAX + 2**969, -FLOAT_MAX - 1]),
         T.BOOLEAN: st.booleans(),
         T.CATEGORICAL: st.sampled_from(CATEGORY_WORDS) | st.text(max_size=5),
         T.DATETIME: ISO_SHAPES | st.sampled_from(["now", " 2020-06-01", "2020-06-01T12:00"]),

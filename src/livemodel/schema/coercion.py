@@ -410,14 +410,19 @@ def _fast(col_type: ColumnType, cells: Sequence[Any]) -> _Plain | None:
         if None in micros:
             return None
         return _Plain(np.array(micros, dtype=np.int64), null, np.zeros(n, dtype=np.bool_))
+    # float() rounds an int a little above the largest float down to it; the rule (as on
+    # the object path) is that such an int is not a float at all.
+    floats = col_type is ColumnType.FLOAT
+    if floats and int in types and any(abs(v) > _FLOAT_MAX for v in cells if type(v) is int):
+        return None
     dtype, placeholder = _PLAIN[col_type]
     if _NONE in types:
         cells = [placeholder if v is None else v for v in cells]
-    try:  # an int beyond int64 (or the float range) overflows: the object path says why
+    try:  # an int beyond int64 overflows: the object path says why
         data: npt.NDArray[Any] = np.array(cells, dtype=dtype)
     except OverflowError:
         return None
-    if col_type is ColumnType.FLOAT:
+    if floats:
         null = np.isnan(data)
     return _Plain(data, null, np.zeros(n, dtype=np.bool_))
 

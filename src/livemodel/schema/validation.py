@@ -92,14 +92,13 @@ _NOUNS = {
 }
 
 
+def _cell_masks(check: ColumnCheck) -> tuple[BoolArray, ...]:
+    """The row masks of ``check`` for each of ``_CELL_KINDS``, in that order."""
+    return (check.null_violation, check.wrong_type, check.out_of_range, check.unseen)
+
+
 def _cell_mask(check: ColumnCheck, kind: ViolationKind) -> BoolArray:
-    if kind is ViolationKind.NULL:
-        return check.null_violation
-    if kind is ViolationKind.WRONG_TYPE:
-        return check.wrong_type
-    if kind is ViolationKind.OUT_OF_RANGE:
-        return check.out_of_range
-    return check.unseen
+    return _cell_masks(check)[_CELL_KINDS.index(kind)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,8 +239,8 @@ def _result(
     counts: dict[tuple[str, ViolationKind], int] = {}
     masks: list[BoolArray] = []
     for check in checks:
-        if check.present:  # in the order of _CELL_KINDS
-            masks += (check.null_violation, check.wrong_type, check.out_of_range, check.unseen)
+        if check.present:
+            masks += _cell_masks(check)
     # One (columns x kinds, rows) array: two numpy calls instead of four per column.
     stacked = np.array(masks, dtype=np.bool_).reshape(len(masks), len(index))
     totals = iter(np.count_nonzero(stacked, axis=1).tolist())
