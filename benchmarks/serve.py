@@ -27,7 +27,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
-from serving.document import render_doc
+from serving.document import RunInfo, render_doc
 from serving.models import build_models
 from serving.runner import PLANS, Bench, Timing
 
@@ -36,6 +36,7 @@ from serving import procs, report
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "docs" / "benchmarks.md"
 DATA = HERE / ".data" / "serve"
+RESULTS = DATA / "results.json"
 ALL_SERVERS = ("floor", "livemodel", "mlflow", "bentoml", "mlserver")
 
 
@@ -62,8 +63,8 @@ def rich_table(table: report.Table) -> RichTable:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short scenarios, for a smoke check")
     parser.add_argument(
         "--only", default="", help=f"comma-separated subset of {','.join(ALL_SERVERS)}"
@@ -75,25 +76,37 @@ def main(argv: list[str] | None = None) -> int:
         help="niceness of servers and load generators (default -10 as root, else 0)",
     )
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help=f"run nothing: print and write the docs from {RESULTS.relative_to(HERE.parent)}",
+    )
     args = parser.parse_args(argv)
-    only = [s.strip() for s in args.only.split(",") if s.strip()] or list(ALL_SERVERS)
-    unknown = sorted(set(only) - set(ALL_SERVERS))
+    args.servers = [s.strip() for s in args.only.split(",") if s.strip()] or list(ALL_SERVERS)
+    unknown = sorted(set(args.servers) - set(ALL_SERVERS))
     if unknown:
         parser.error(
             f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(ALL_SERVERS)}"
         )
-    console = Console()
+    return args
+
+
+def run_all(
+    args: argparse.Namespace, console: Console
+) -> tuple[RunInfo, list[report.ServerRun], bool]:
+    """Run the selected plans with a progress bar; the bool says whether it was interrupted."""
     timing = Timing(0.5, 2.0) if args.quick else Timing(2.0, 10.0)
     started = report.machine_info()
-    plans = [p for p in PLANS if p.server in only]
-    steps = sum(2 + len(p.scenarios) for p in plans)
-    DATA.mkdir(parents=True, exist_ok=True)
+    plans = [p for p in PLANS if p.server in args.servers]
+    command = ".venv/bin/python benchmarks/serve.py" + (" --quick" if args.quick else "")
+    command += f" --only {args.only}" if args.only else ""
     runs: list[report.ServerRun] = []
+    costs: dict[str, dict[str, float]] | str = "not measured"
+    interrupted = False
     with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         workdir = Path(tmp)
-        models = build_models(workdir / "models")
         bench = Bench(
-            models,
+            build_models(workdir / "models"),
             workdir,
             timing,
             pin=procs.pinning_available(),
@@ -107,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             TimeElapsedColumn(),
             console=console,
         )
-        costs: dict[str, dict[str, float]] | str = "not measured"
         try:
             with progress:
+                steps = 1 + sum(2 + len(p.scenarios) for p in plans)
                 task = progress.add_task("in-process model cost", total=steps)
                 costs = bench.inprocess_costs()
+                progress.advance(task)
 
                 def advance(text: str) -> None:
                     progress.update(task, description=text, advance=1)
@@ -125,27 +139,42 @@ def main(argv: list[str] | None = None) -> int:
                     pinned = ", pinned" if run.pinned else ""
                     console.log(f"{plan.server} ({plan.variant}{pinned}): {status}")
         except KeyboardInterrupt:
+            interrupted = True
             console.print("[yellow]interrupted: servers stopped, partial results below[/]")
-        command = "".join(
-            [
-                ".venv/bin/python benchmarks/serve.py",
-                " --quick" if args.quick else "",
-                f" --only {args.only}" if args.only else "",
-            ]
+        info = RunInfo.of(bench, command, started, costs)
+    return info, runs, interrupted
+
+
+def load_results() -> tuple[RunInfo, list[report.ServerRun]]:
+    data = json.loads(RESULTS.read_text())
+    runs = [
+        report.ServerRun(
+            **{**r, "measurements": [report.Measurement(**m) for m in r["measurements"]]}
         )
-        doc = render_doc(bench, runs, command, started, costs)
-    for table in [
-        report.Table(
-            "Targets",
-            ["target", "threshold", "measured", "verdict"],
-            [[t.name, t.threshold, t.measured, t.verdict] for t in report.targets(runs)],
-        ),
-        *report.build_tables(runs),
-    ]:
+        for r in data["runs"]
+    ]
+    return RunInfo.from_dict(data["info"]), runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    console = Console()
+    interrupted = False
+    if args.render_only:
+        info, runs = load_results()
+    else:
+        info, runs, interrupted = run_all(args, console)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        results = {"info": dataclasses.asdict(info), "runs": [dataclasses.asdict(r) for r in runs]}
+        RESULTS.write_text(json.dumps(results, indent=2))
+    console.print(rich_table(report.targets_table(runs)))
+    for table in report.build_tables(runs):
         console.print(rich_table(table))
-    (DATA / "results.json").write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+    if interrupted:
+        console.print(f"{DOC} left as it was (interrupted run)")
+        return 130
     if not args.no_docs:
-        report.replace_section(DOC, doc)
+        report.replace_section(DOC, render_doc(info, runs))
         console.print(f"wrote {DOC}")
     return 0
 

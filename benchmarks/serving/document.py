@@ -3,10 +3,50 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from importlib.metadata import version
+from typing import Any
 
 from serving import report
 from serving.runner import MLSERVER_BATCHING, Bench
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Everything the section says besides the results; saved with them for ``--render-only``."""
+
+    command: str
+    started: dict[str, str]
+    pin: bool
+    nice: int
+    warmup: float
+    seconds: float
+    versions: str
+    costs: dict[str, dict[str, float]] | str
+
+    @classmethod
+    def of(
+        cls,
+        bench: Bench,
+        command: str,
+        started: dict[str, str],
+        costs: dict[str, dict[str, float]] | str,
+    ) -> RunInfo:
+        return cls(
+            command=command,
+            started=started,
+            pin=bench.pin,
+            nice=bench.nice,
+            warmup=bench.timing.warmup,
+            seconds=bench.timing.seconds,
+            versions=_versions(bench),
+            costs=costs,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunInfo:
+        return cls(**data)
+
 
 _REQUESTS = (
     "- Request: one record of 10 float features (the model was fitted on a DataFrame with named "
@@ -48,32 +88,22 @@ def _inprocess_table(costs: dict[str, dict[str, float]] | str) -> list[str]:
     ]
     table = report.Table(
         "One prediction inside a Python process, no server (median µs, pinned like the servers)",
-        [
-            "model",
-            "DataFrame from record",
-            "predict_proba(1-row DataFrame)",
-            "predict_proba(array)",
-        ],
+        ["model", "DataFrame from record", "DataFrame + predict_proba", "array + predict_proba"],
         rows,
     )
     return [report.markdown_table(table), ""]
 
 
-def render_doc(
-    bench: Bench,
-    runs: list[report.ServerRun],
-    command: str,
-    started: dict[str, str],
-    costs: dict[str, dict[str, float]] | str,
-) -> str:
+def render_doc(info: RunInfo, runs: list[report.ServerRun]) -> str:
+    started = info.started
     pinning = (
         "servers on core 0, load generators on core 1 (`taskset`)"
-        if bench.pin
+        if info.pin
         else "none (`taskset` missing or a single core)"
     )
     size, wait = MLSERVER_BATCHING
     lines = [
-        f"Run with `{command}` on {started['date']}; method and caveats in "
+        f"Run with `{info.command}` on {started['date']}; method and caveats in "
         "[benchmarks/README.md](../benchmarks/README.md).",
         "",
         f"- Machine: {started['cpu']}, {started['cores']} cores, {started['ram']} RAM, "
@@ -82,30 +112,26 @@ def render_doc(
         "benchmark; each row's notes give the cores the server, the load generator and "
         "everyone else used during its measured run.",
         f"- Pinning: {pinning}; the scaling rows are not pinned (server and load share both "
-        f"cores). Servers and load generators ran at nice {bench.nice}, their sessions' "
+        f"cores). Servers and load generators ran at nice {info.nice}, their sessions' "
         "autogroups too.",
-        f"- Timing per scenario: {bench.timing.warmup:g} s warm-up, {bench.timing.seconds:g} s "
-        f"of `wrk` (req/s, status of every response), then {bench.timing.warmup:g} s + "
-        f"{bench.timing.seconds:g} s of the per-request timing client (p50/p99, status of "
+        f"- Timing per scenario: {info.warmup:g} s warm-up, {info.seconds:g} s "
+        f"of `wrk` (req/s, status of every response), then {info.warmup:g} s + "
+        f"{info.seconds:g} s of the per-request timing client (p50/p99, status of "
         "every response). Errors count non-200 answers and socket errors of both runs.",
         f"- 1 worker each. MLServer: default `parallel_workers` (1 inference process beside the "
         f"HTTP process); adaptive batching on the forest only (`max_batch_size` {size}, "
         f"`max_batch_time` {wait * 1e3:g} ms). livemodel: its defaults (batching on).",
-        f"- Versions: {_versions(bench)}.",
+        f"- Versions: {info.versions}.",
         _REQUESTS,
         "",
         "### Targets (livemodel)",
         "",
     ]
-    target_table = report.Table(
-        "Issue targets, judged on this run",
-        ["target", "threshold", "measured", "verdict"],
-        [[t.name, t.threshold, t.measured, t.verdict] for t in report.targets(runs)],
-    )
+    target_table = report.targets_table(runs)
     lines += [report.markdown_table(target_table), "", "### Results", ""]
     for table in report.build_tables(runs):
         lines += [report.markdown_table(table), ""]
-    lines += _inprocess_table(costs)
+    lines += _inprocess_table(info.costs)
     return "\n".join(lines)
 
 

@@ -199,12 +199,23 @@ def targets(runs: list[ServerRun]) -> list[Target]:
     ]
     if per_worker:
         worst = max(per_worker)
-        out.append(
-            Target("peak RSS per worker", "< 250 MB", fmt(worst, 0, " MB"), _verdict(worst < 250))
+        largest = max(
+            run.process_peak_mb or 0.0
+            for run in runs
+            if run.server == "livemodel" and run.failed is None
         )
+        measured = f"{worst:,.0f} MB (tree / workers); largest process {largest:,.0f} MB"
+        out.append(Target("peak RSS per worker", "< 250 MB", measured, _verdict(worst < 250)))
     else:
         out.append(Target("peak RSS per worker", "< 250 MB", "-", "n/a: livemodel did not run"))
     return out
+
+
+def targets_table(runs: list[ServerRun]) -> Table:
+    rows = [[t.name, t.threshold, t.measured, t.verdict] for t in targets(runs)]
+    return Table(
+        "Issue targets, judged on this run", ["target", "threshold", "measured", "verdict"], rows
+    )
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -296,6 +307,12 @@ def build_tables(runs: list[ServerRun]) -> list[Table]:
             "scaling",
             "LogisticRegression, 32 connections, 1 vs 2 workers (not pinned)",
             [("req/s", rps), ("errors / requests", errors), ("notes", note)],
+            note=(
+                "Not pinned: server, load generator and other processes share the two cores, so "
+                "a second worker can only use what they leave; the floor's own ratio is the "
+                "ceiling for this run. When 'others' is near one core there is no second core "
+                "to scale onto."
+            ),
         ),
     ]
     memory_rows = []
