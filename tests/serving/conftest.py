@@ -385,9 +385,11 @@ def assert_json_error(response: httpx.Response, status: int | None = None) -> di
         assert response.status_code == status, response.text
     assert 400 <= response.status_code < 500, response.text
     assert "Traceback" not in response.text
-    body = response.json()
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return dict(body["error"])
+    error = response.json()["error"]
+    if isinstance(error, str):  # the Open Inference Protocol's shape
+        error = {"message": error}
+    assert isinstance(error["message"], str) and error["message"]
+    return dict(error)
 
 
 # -- load from another process --------------------------------------------------------------

@@ -238,9 +238,8 @@ paths = st.sampled_from(
 def check_answer(response: httpx.Response) -> None:
     assert response.status_code < 500, response.text
     assert "Traceback" not in response.text
-    body = response.json()
     if response.status_code >= 400:
-        assert body["error"]["message"]
+        assert_json_error(response)
 
 
 @settings(

@@ -33,7 +33,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure per route reads best
     options = state.options
 
-    def handled(endpoint: str, scope: str | None = None) -> Callable[[Handler], Handler]:
+    def handled(
+        endpoint: str, scope: str | None = None, *, oip_errors: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Auth, errors as JSON (the Open Inference Protocol's shape on its routes), metrics."""
+        as_error = oip.error_response if oip_errors else error_response
+
         def wrap(fn: Handler) -> Handler:
             async def run(request: Request) -> Response:
                 model = request.path_params.get("name", "")
@@ -42,13 +47,10 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
                         state.auth.require(request, scope)
                     response = await fn(request)
                 except LivemodelError as exc:
-                    response = error_response(exc)
+                    response = as_error(exc)
                 except Exception:  # noqa: BLE001 - never a stack trace to a client
                     _log.exception("unexpected error on %s", request.url.path)
-                    response = json_response(
-                        {"error": {"type": "InternalError", "message": "internal server error"}},
-                        500,
-                    )
+                    response = as_error(LivemodelError("internal server error"))
                 state.metrics.requests.labels(model, endpoint, str(response.status_code)).inc()
                 return response
 
@@ -67,7 +69,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
             {"model": endpoint.name, "version": answer.version, "predictions": answer.rows}
         )
 
-    @handled("infer", predict_scope)
+    @handled("infer", predict_scope, oip_errors=True)
     async def infer(request: Request) -> Response:
         endpoint = state.endpoint(request.path_params["name"])
         asked = request.path_params.get("version")
@@ -167,12 +169,12 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         ok = state.ready
         return json_response({"ready": ok, "models": sorted(state.endpoints)}, 200 if ok else 503)
 
-    @handled("model_ready")
+    @handled("model_ready", oip_errors=True)
     async def model_ready(request: Request) -> Response:
         state.endpoint(request.path_params["name"])
         return json_response({"name": request.path_params["name"], "ready": True})
 
-    @handled("model_metadata")
+    @handled("model_metadata", oip_errors=True)
     async def model_metadata(request: Request) -> Response:
         e = state.endpoint(request.path_params["name"])
         return json_response(

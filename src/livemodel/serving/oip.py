@@ -4,7 +4,9 @@ Requests carry either one input tensor per feature (named like the feature, shap
 or ``[N, 1]``) or a single ``[N, F]`` tensor whose columns follow the signature's order
 (what generic clients such as tritonclient send). Outputs are ``predict`` (labels or
 values) and, for classifiers, ``predict_proba`` (``[N, classes]``); the prediction ids are
-in ``parameters.prediction_ids`` so feedback can refer to them.
+in ``parameters.prediction_ids`` so feedback can refer to them. Errors on these routes have
+the protocol's shape, ``{"error": "<message>"}``. Tensors travel as JSON ``data`` (the
+binary tensor extension is not supported: clients must send ``binary_data=False``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from starlette.responses import Response
 
-from livemodel.errors import InvalidInputError
+from livemodel.errors import InvalidInputError, LivemodelError
 from livemodel.schema.signature import ColumnType, Signature
+from livemodel.serving.http import PayloadTooLargeError, json_response
 
 _DATATYPES = {
     ColumnType.INTEGER: "INT64",
@@ -90,6 +94,14 @@ def infer_response(
     return response
 
 
+def error_response(exc: LivemodelError) -> Response:
+    """The protocol's error body, ``{"error": "<message>"}``, which its clients parse."""
+    response = json_response({"error": exc.message}, exc.http_status)
+    if exc.http_status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
 def model_metadata(
     name: str, version: int, signature: Signature, classes: Sequence[Any] | None
 ) -> dict[str, Any]:
@@ -153,8 +165,6 @@ def _check_rows(rows: int, max_rows: int) -> int:
     if rows < 1:
         raise InvalidInputError("the inputs hold no rows")
     if rows > max_rows:
-        from livemodel.serving.http import PayloadTooLargeError
-
         raise PayloadTooLargeError(f"{rows} rows is over the limit of {max_rows}")
     return rows
 
