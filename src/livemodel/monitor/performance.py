@@ -128,7 +128,7 @@ class RealizedPerformance:
 
     def __init__(
         self, metrics: Sequence[str] | None = None, *, band_sigmas: float = 3.0,
-        n_bootstrap: int = 100,
+        n_bootstrap: int = 40,
     ) -> None:  # fmt: skip
         self.metrics = metrics
         self.band_sigmas = band_sigmas
