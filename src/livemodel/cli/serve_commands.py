@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,23 +47,29 @@ def serve(
     # the user set wins.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
+    metrics_dir = None
     if workers > 1:
         # prometheus-client reads this at import time, in every worker.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="livemodel-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="livemodel-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from livemodel.wiring import connect
 
     connect(settings).models()  # fail fast, with one line, if the database is unreachable
     console.print(f"serving on http://{host}:{port} with {workers} worker(s); Ctrl-C stops")
-    uvicorn.run(
-        "livemodel.wiring:serving_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            "livemodel.wiring:serving_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def predictions(
