@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import sys
@@ -42,13 +41,14 @@ from rich.table import Table
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from driftbench import components, data, markdown, venvs  # noqa: E402
+from driftbench import analysis, components, data, markdown, persist, venvs  # noqa: E402
 from driftbench.measure import Limits, RunResult, run_child  # noqa: E402
 from driftbench.results import (  # noqa: E402
     TOOL_LABELS,
     TOOLS,
     ToolRow,
     ordered,
+    parse_size,
     size_label,
     targets,
 )
@@ -69,19 +69,6 @@ BIG_SIZE = 5_000_000  # from here on, one run per tool
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def parse_size(text: str) -> int:
-    text = text.strip().lower().replace("_", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    number = text[:-1] if scale != 1 else text
-    try:
-        value = int(float(number) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 100k, 1M)") from None
-    if value < 1_000:
-        raise argparse.ArgumentTypeError("sizes start at 1k rows")
-    return value
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k,1M,10M", help="current sizes, e.g. 1M,10M")
@@ -93,6 +80,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-rss-gb", type=float, default=8.0, help="memory bound per run")
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/")
     parser.add_argument("--no-profile", action="store_true", help="skip cProfile on a miss")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the docs section from the last raw results, running nothing",
+    )
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.runs, args.no_docs = "20k,50k", 1, True
@@ -256,27 +248,83 @@ def profile_livemodel(reference: Path, current: Path, out: Path) -> RunResult:
     )
 
 
-def analysis(rows: dict[int, dict[str, ToolRow]]) -> list[str]:
-    """Plain statements derived from the measured phases (no hand-written numbers)."""
-    notes: list[str] = []
-    for size in sorted(rows):
-        lm, floor = rows[size].get("livemodel"), rows[size].get("floor")
-        if not (lm and lm.finished and floor and floor.finished):
-            continue
-        phases = lm.phases_median()
-        imp, total = phases.get("import", 0.0), lm.median_s or 0.0
-        fl = floor.median_s or 0.0
-        notes.append(
-            f"{size_label(size)}: livemodel {total:.2f} s, of which {imp:.2f} s importing "
-            f"(pandas, scipy.stats, datasketches, pyarrow) and "
-            f"{phases.get('read+profile current', 0.0):.2f} s reading and profiling the "
-            f"current file; the floor takes {fl:.2f} s in all."
-        )
-    return notes
+def profile_section(reference: Path, current: Path, size: int) -> str | None:
+    """Re-run the livemodel child under cProfile; its top entries and the timed C steps."""
+    stats_path = DATA_DIR / f"livemodel-{size_label(size)}.pstats"
+    with console.status(f"[bold]cProfile[/] livemodel at {size_label(size)}"):
+        result = profile_livemodel(reference, current, stats_path)
+    if not result.ok:
+        console.print(f"[red]profiling failed[/]: {result.error}")
+        return None
+    console.print(f"full profile: {stats_path}")
+    return render_profile(stats_path)
+
+
+def render_profile(stats_path: Path) -> str:
+    steps = components.numeric_update_steps()
+    return "\n".join(
+        [
+            markdown.profile_table(stats_path),
+            "",
+            "Named steps (cumulative, same profiled run):",
+            "",
+            markdown.key_functions_table(stats_path),
+            "",
+            "The own time of `NumericColumnProfile.update` is numpy ufuncs and the KLL "
+            "sketch's C++ `update`, which cProfile does not list; timed apart (CPU ms "
+            "per 1M finite values, this machine):",
+            "",
+            "| step | CPU ms per 1M values |",
+            "|---|---:|",
+            *(f"| {k} | {v:.1f} |" for k, v in steps.items()),
+        ]
+    )
+
+
+def write_docs(
+    info: dict[str, str], rows: dict[int, dict[str, ToolRow]], extra: dict[str, object]
+) -> None:
+    text = markdown.section(
+        rows=rows,
+        found=targets(rows),
+        machine=info,
+        versions=markdown.collect_versions(rows),
+        methods=markdown.collect_methods(rows),
+        limits=str(extra.get("limits", "")),
+        command=str(extra.get("command", "benchmarks/drift.py")),
+        analysis=analysis.statements(rows),
+        profile=extra.get("profile") or None,  # type: ignore[arg-type]
+    )
+    DOCS.parent.mkdir(exist_ok=True)
+    markdown.splice(DOCS, text)  # re-reads the file: the serving section may have changed
+    console.print(f"wrote the drift section of {DOCS}")
+
+
+def limits_text(args: argparse.Namespace) -> str:
+    return (
+        f"{args.timeout:.0f} s and {args.max_rss_gb:.0f} GB of summed RSS per run; runs "
+        f"per tool: {args.runs} below 5M rows, {args.big_runs} from 5M"
+    )
 
 
 def main() -> None:
     args = parse_args()
+    result_file = DATA_DIR / "drift-results.json"
+    if args.render_only:
+        info, rows, saved = persist.load(result_file)
+        saved.setdefault(
+            "command",
+            "benchmarks/drift.py "
+            + " ".join(f"--sizes {','.join(size_label(n) for n in sorted(rows))}".split()),
+        )
+        saved.setdefault("limits", limits_text(args))
+        stats_path = DATA_DIR / "livemodel-1M.pstats"
+        missed = any(t.passed is False for t in targets(rows))
+        if saved.get("profile") is None and missed and stats_path.exists():
+            saved["profile"] = render_profile(stats_path)
+        print_tables(rows)
+        write_docs(info, rows, saved)
+        return
     console.rule("[bold]drift benchmark")
     info = machine()
     console.print(", ".join(f"{k}: {v}" for k, v in info.items()))
@@ -292,67 +340,18 @@ def main() -> None:
     missed = any(t.passed is False for t in found)
     if missed and not args.no_profile and "livemodel" in args.tool_list:
         size = 1_000_000 if 1_000_000 in currents else max(currents)
-        stats_path = DATA_DIR / f"livemodel-{size_label(size)}.pstats"
-        with console.status(f"[bold]cProfile[/] livemodel at {size_label(size)}"):
-            result = profile_livemodel(reference, currents[size], stats_path)
-        if result.ok:
-            steps = components.numeric_update_steps()
-            profile_md = "\n".join(
-                [
-                    markdown.profile_table(stats_path),
-                    "",
-                    "Named steps (cumulative, same profiled run):",
-                    "",
-                    markdown.key_functions_table(stats_path),
-                    "",
-                    "The own time of `NumericColumnProfile.update` is numpy ufuncs and the KLL "
-                    "sketch's C++ `update`, which cProfile does not list; timed apart (CPU ms "
-                    "per 1M finite values, this machine, same run):",
-                    "",
-                    "| step | CPU ms per 1M values |",
-                    "|---|---:|",
-                    *(f"| {k} | {v:.1f} |" for k, v in steps.items()),
-                ]
-            )
+        profile_md = profile_section(reference, currents[size], size)
+        if profile_md:
             console.print(profile_md)
-            console.print(f"full profile: {stats_path}")
-        else:
-            console.print(f"[red]profiling failed[/]: {result.error}")
-    dump = {
-        "machine": info,
-        "rows": {
-            size_label(s): {
-                t: {"runs": [vars(r) for r in row.runs], "skipped": row.skipped}
-                for t, row in by_tool.items()
-            }
-            for s, by_tool in rows.items()
-        },
+    extra: dict[str, object] = {
+        "command": ("benchmarks/drift.py " + " ".join(sys.argv[1:])).strip(),
+        "limits": limits_text(args),
+        "profile": profile_md,
     }
-    DATA_DIR.mkdir(exist_ok=True)
-    result_file = DATA_DIR / "drift-results.json"
-    result_file.write_text(json.dumps(dump, indent=1, default=str))
+    persist.save(result_file, info, rows, extra)
     console.print(f"raw results: {result_file}")
-    if args.no_docs:
-        return
-    command = "benchmarks/drift.py " + " ".join(sys.argv[1:])
-    limits = (
-        f"{args.timeout:.0f} s and {args.max_rss_gb:.0f} GB of summed RSS per run; runs per "
-        f"tool: {args.runs} below 5M rows, {args.big_runs} from 5M"
-    )
-    text = markdown.section(
-        rows=rows,
-        found=found,
-        machine=info,
-        versions=markdown.collect_versions(rows),
-        methods=markdown.collect_methods(rows),
-        limits=limits,
-        command=command.strip(),
-        analysis=analysis(rows),
-        profile=profile_md,
-    )
-    DOCS.parent.mkdir(exist_ok=True)
-    markdown.splice(DOCS, text)  # re-reads the file: the serving section may have changed
-    console.print(f"wrote the drift section of {DOCS}")
+    if not args.no_docs:
+        write_docs(info, rows, extra)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +177,19 @@ def targets(rows: dict[int, dict[str, ToolRow]]) -> list[Target]:
                 )
             )
     return out
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    number = text[:-1] if scale != 1 else text
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 100k, 1M)") from None
+    if value < 1_000:
+        raise argparse.ArgumentTypeError("sizes start at 1k rows")
+    return value
 
 
 def _size(n: int) -> str:
