@@ -355,6 +355,24 @@ def test_dataframe_wrong_dtype(column: str, series: pd.Series) -> None:
     assert validate(SIG, frame).counts == {(column, K.WRONG_TYPE): 1}
 
 
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "string[python]", "category"])
+def test_dataframe_text_columns_of_every_storage(dtype: str) -> None:
+    frame = pd.DataFrame([GOOD] * 4)
+    frame["city"] = pd.Series(["nyc", None, "la", "sf"], dtype=dtype)
+    frame["note"] = pd.Series(["x", None, "y", "z"], dtype=dtype)
+    result = validate(SIG, frame)
+    check_invariants(result, 4)
+    assert result.counts == {("city", K.NULL): 1, ("city", K.UNSEEN_CATEGORY): 1}
+    assert result.frame["city"].tolist()[2:] == ["la", "sf"]
+
+
+def test_dataframe_text_that_arrow_cannot_hold_is_a_wrong_type() -> None:
+    frame = pd.DataFrame([GOOD] * 2)
+    frame["city"] = pd.Series(["nyc", "\ud800"], dtype="string[python]")
+    result = validate(SIG, frame)
+    assert result.counts == {("city", K.WRONG_TYPE): 1}
+
+
 def test_records_and_dataframe_give_the_same_frame() -> None:
     records = [GOOD, {**GOOD, "age": 7, "income": None, "city": "sf"}]
     from_records = validate(SIG, records).frame
@@ -646,6 +664,7 @@ def test_coerced_frame_never_shares_memory_with_the_batch() -> None:
     frame = pd.DataFrame(
         {
             **{k: [v, v] for k, v in GOOD.items()},
+            "city": pd.Series(["nyc", "nyc"], dtype="str"),
             "age": np.array([1, 2]),
             "income": np.array([1.0, 2.0]),
             "seen": pd.to_datetime(["2020-06-01", "2020-06-02"], utc=True).as_unit("us"),
@@ -653,6 +672,7 @@ def test_coerced_frame_never_shares_memory_with_the_batch() -> None:
     )
     before = frame.copy()
     result = validate(SIG, frame)
+    result.frame.loc[0, "city"] = "sf"
     result.frame.loc[0, "income"] = 99.0
     result.frame.loc[0, "age"] = 99
     result.frame.loc[0, "seen"] = pd.Timestamp("2020-07-01", tz="UTC")

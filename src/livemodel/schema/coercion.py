@@ -70,9 +70,10 @@ DATETIME_DTYPE = pd.DatetimeTZDtype(unit="us", tz="UTC")
 class _Plain(NamedTuple):
     """A column in the plain form of its type (see the module docstring)."""
 
-    data: npt.NDArray[Any]
+    data: OutputArray  # an ndarray, or the Arrow strings of a typed CATEGORICAL column
     null: BoolArray
     wrong: BoolArray
+    values: OutputArray | None = None  # the coerced column, when the input already was it
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,23 +145,36 @@ def _plain_cells(col_type: ColumnType, cells: Sequence[Any]) -> _Plain:
 def _checked(
     schema: ColumnSchema, plain: _Plain, source: pd.Series | Sequence[Any], tolerance: float
 ) -> ColumnCheck:
-    values, (data, null, wrong) = _output(schema.type, plain)
+    values, (data, null, wrong, _) = _output(schema.type, plain)
     n = len(data)
     out_of_range, unseen = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
     if schema.categories is not None:
-        known = frozenset(schema.categories)
-        unseen = ~np.fromiter((v in known for v in data), dtype=np.bool_, count=n)
+        unseen = ~_known(data, frozenset(schema.categories))
         unseen &= ~null & ~wrong
     ranged = schema.min is not None or schema.max is not None
     if ranged and schema.type is not ColumnType.CATEGORICAL:
-        out_of_range = _out_of_range(schema, data, tolerance)
+        out_of_range = _out_of_range(schema, np.asarray(data), tolerance)
         out_of_range &= ~null & ~wrong
     return ColumnCheck(schema, True, values, source, null, wrong, out_of_range, unseen)
 
 
+def _known(cells: OutputArray, categories: frozenset[str]) -> BoolArray:
+    """Cells whose value is one of ``categories`` (never a missing one)."""
+    if isinstance(cells, np.ndarray):
+        return np.fromiter(map(categories.__contains__, cells), dtype=np.bool_, count=len(cells))
+    # Arrow strings of a typed column, maybe millions: look each distinct one up once.
+    codes, uniques = cells.factorize()
+    found = np.fromiter(map(categories.__contains__, uniques), dtype=np.bool_, count=len(uniques))
+    known: BoolArray = np.append(found, False)[codes]  # code -1 is a missing cell
+    return known
+
+
 def _output(col_type: ColumnType, plain: _Plain) -> tuple[OutputArray, _Plain]:
     """The coerced column; building a ``str`` one can still find wrong-typed cells."""
-    data, null, wrong = plain
+    data, null, wrong, values = plain
+    if values is not None:
+        return values, plain
+    data = np.asarray(data)
     if col_type is ColumnType.FLOAT:
         return data, plain
     if col_type is ColumnType.INTEGER:
@@ -219,15 +233,22 @@ def _plain_series(col_type: ColumnType, series: pd.Series) -> _Plain:
         floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
         null = np.isnan(floats)
         return _integers(null, _NO_CELLS, _NO_INDEX, floats, np.flatnonzero(~null))
+    arrow_text = isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
     fits = {
         ColumnType.INTEGER: api.is_signed_integer_dtype(dtype),
         ColumnType.FLOAT: api.is_float_dtype(dtype) or api.is_integer_dtype(dtype),
         ColumnType.BOOLEAN: api.is_bool_dtype(dtype),
-        ColumnType.CATEGORICAL: isinstance(dtype, pd.StringDtype),
+        ColumnType.CATEGORICAL: arrow_text,
         ColumnType.DATETIME: api.is_datetime64_any_dtype(dtype),
     }
     if not fits[col_type]:
         return _OBJECTS[col_type](series.to_numpy(dtype=object))
+    if col_type is ColumnType.CATEGORICAL:
+        # Kept as Arrow strings (to_numpy would make a Python object per cell); Arrow
+        # buffers are immutable, so the copy is cheap.
+        values = series.astype(STR_DTYPE).array.copy()
+        null = series.isna().to_numpy(dtype=np.bool_)
+        return _Plain(values, null, np.zeros(n, dtype=np.bool_), values)
     if col_type is ColumnType.DATETIME:
         null = series.isna().to_numpy(dtype=np.bool_)
         micros = _utc_micros(series)
@@ -249,7 +270,7 @@ _PLAIN: dict[ColumnType, tuple[type, Any]] = {
     ColumnType.INTEGER: (np.int64, 0),
     ColumnType.FLOAT: (np.float64, np.nan),
     ColumnType.BOOLEAN: (np.bool_, False),
-    ColumnType.CATEGORICAL: (object, np.nan),
+    ColumnType.CATEGORICAL: (object, np.nan),  # the str cells themselves
 }
 _NO_CELLS = np.zeros(0, dtype=object)
 _NO_INDEX = np.zeros(0, dtype=np.intp)
