@@ -25,16 +25,17 @@ def _machine_busy_s() -> float:
     return busy / _TICK
 
 
-def _tree_s(root: int) -> float:
-    total = 0
+def _tree_s(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each live process in the tree."""
+    out = {}
     for pid in process_tree(root):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICK
+        out[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return out
 
 
 def _children_s() -> float:
@@ -44,14 +45,19 @@ def _children_s() -> float:
 
 @dataclass(frozen=True)
 class CpuShare:
-    """Average cores used over the window."""
+    """Average cores used over the window; ``per_process`` splits the server's share."""
 
     server: float
     load: float
     others: float
+    per_process: tuple[float, ...] = ()
 
     def describe(self) -> str:
-        return f"cores: server {self.server:.2f}, load {self.load:.2f}, others {self.others:.2f}"
+        text = f"cores: server {self.server:.2f}, load {self.load:.2f}, others {self.others:.2f}"
+        busy = [c for c in self.per_process if c >= 0.01]
+        if len(busy) > 1:
+            text += " (server processes: " + ", ".join(f"{c:.2f}" for c in busy) + ")"
+        return text
 
 
 class CpuWindow:
@@ -63,6 +69,9 @@ class CpuWindow:
         wall0, busy0, tree0, kids0 = self._start
         wall = max(time.monotonic() - wall0, 1e-9)
         busy = _machine_busy_s() - busy0
-        tree = _tree_s(self.server_pid) - tree0
+        tree1 = _tree_s(self.server_pid)
+        per_pid = {pid: (s - tree0.get(pid, 0.0)) / wall for pid, s in tree1.items()}
+        tree = sum(per_pid.values()) * wall
         kids = _children_s() - kids0
-        return CpuShare(tree / wall, kids / wall, max(0.0, busy - tree - kids) / wall)
+        per_process = tuple(sorted(per_pid.values(), reverse=True))
+        return CpuShare(tree / wall, kids / wall, max(0.0, busy - tree - kids) / wall, per_process)
