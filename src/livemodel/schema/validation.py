@@ -36,7 +36,7 @@ import itertools
 import math
 import operator
 import reprlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -209,10 +209,10 @@ def validate(
         raise InvalidInputError(f"tolerance must be finite and >= 0, got {tolerance}")
     if isinstance(batch, pd.DataFrame):
         frame = _checked_frame(batch)
-        names: Collection[str] = set(frame.columns)
+        present = set(frame.columns)
         checks = tuple(
             check_column(col, frame[col.name], tolerance)
-            if col.name in names
+            if col.name in present
             else missing_column(col, len(frame))
             for col in signature.columns
         )
@@ -243,15 +243,16 @@ def _result(
             masks += _cell_masks(check)
     # One (columns x kinds, rows) array: two numpy calls instead of four per column.
     stacked = np.array(masks, dtype=np.bool_).reshape(len(masks), len(index))
-    totals = iter(np.count_nonzero(stacked, axis=1).tolist())
+    totals = np.count_nonzero(stacked, axis=1).reshape(-1, len(_CELL_KINDS)).tolist()
     invalid: BoolArray = np.logical_or.reduce(stacked, axis=0)
+    per_check = iter(totals)
     for check in checks:
         name = check.schema.name
         if not check.present:
             counts[(name, ViolationKind.MISSING_COLUMN)] = 1
             invalid[:] = True
             continue
-        for kind, count in zip(_CELL_KINDS, totals, strict=False):
+        for kind, count in zip(_CELL_KINDS, next(per_check), strict=True):
             if count:
                 counts[(name, kind)] = count
     for name in unexpected:
