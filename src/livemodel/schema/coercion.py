@@ -3,9 +3,10 @@
 A column arrives either as a pandas Series (a DataFrame batch, :func:`check_column`) or
 as the list of cells that JSON records hold for it (the serving path, :func:`check_cells`).
 Either way it is first reduced to the *plain form* of its type: a numpy array (INTEGER
-int64, FLOAT float64, BOOLEAN bool, CATEGORICAL object of ``str``, DATETIME int64
-microseconds since 1970 UTC; see ``_PLAIN`` for what a missing cell holds) and ``null`` and
-``wrong`` masks. Every check and the coerced output array are computed from it, once.
+int64, FLOAT float64, BOOLEAN bool, CATEGORICAL object of ``str`` or a typed column's own
+Arrow strings, DATETIME int64 microseconds since 1970 UTC; ``_PLAIN`` says what a missing
+cell holds) and ``null`` and ``wrong`` masks. Every check and the coerced output array are
+computed from it, once, whatever the input was.
 
 A Series of the right dtype reaches it in one vectorized step. Any other column is one of
 Python objects, classified by the cells' types with ``pd.factorize`` (one C-level pass plus
