@@ -1,0 +1,169 @@
+"""``retrain NAME [--reason]``, ``retrain NAME --replay VERSION``, ``loop status|tick``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from livemodel.cli.output import console, print_json
+from livemodel.errors import ConfigError, InvalidInputError
+
+if TYPE_CHECKING:
+    from livemodel.loop.controller import LoopController, TickOutcome
+
+JSON = typer.Option(False, "--json", help="Print JSON for machines.")
+AT = typer.Option(
+    None, "--at", help="Act as if it were this ISO 8601 time (replayed traffic); default now."
+)
+loop_app = typer.Typer(help="Continuous training: policies, runs, cooldowns.", no_args_is_help=True)
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(retrain)
+    app.add_typer(loop_app, name="loop")
+
+
+def _loop() -> LoopController:
+    from livemodel.config import Settings
+    from livemodel.wiring import loop_controller
+
+    settings = Settings.from_env()
+    controller = loop_controller(settings)
+    if controller is None:
+        where = settings.config_file or "livemodel.toml"
+        raise ConfigError(f"no loop policies: add [loop.models.NAME] tables to {where}")
+    return controller
+
+
+def _now(at: str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise InvalidInputError(f"--at {at!r} is not an ISO 8601 time") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def retrain(
+    name: str = typer.Argument(..., help="Model name."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the audit log)."),
+    replay: int | None = typer.Option(
+        None, "--replay", min=1, help="Rebuild VERSION from its lineage and verify it."
+    ),
+    register: bool = typer.Option(
+        False, "--register", help="With --replay: register the rebuilt model as a new version."
+    ),
+    at: str | None = AT,
+    as_json: bool = JSON,
+) -> None:
+    """Retrain NAME now (then gate and roll out), or replay a version with --replay."""
+    from livemodel.registry.refs import check_name
+
+    check_name(name)
+    if replay is not None:
+        _replay(name, replay, register, as_json)
+        return
+    if register:
+        raise InvalidInputError("--register only goes with --replay VERSION")
+    outcome = _loop().retrain(name, _now(at), reason=reason)
+    _print_outcomes([outcome], as_json)
+    if outcome.action not in ("rollout_started",):
+        raise typer.Exit(1)
+
+
+def _replay(name: str, version: int, register: bool, as_json: bool) -> None:
+    from livemodel.loop.replay import replay
+    from livemodel.wiring import connect
+
+    result = replay(connect(), name, version, register=register)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        style = "green" if result.identical else "bold red"
+        console.print(f"[{style}]{result.message()}[/]")
+        console.print(
+            f"snapshot {result.fingerprint[:16]}… ({result.rows} rows), "
+            f"train {result.entry_point}, seed {result.seed}"
+        )
+        if result.registered is not None:
+            console.print(f"registered the rebuilt model as {name}@{result.registered}")
+    if not result.identical:
+        raise typer.Exit(1)
+
+
+@loop_app.command("status")
+def status(name: str = typer.Argument(..., help="Model name."), as_json: bool = JSON) -> None:
+    """The policy of NAME, its cooldown, and its retrain runs (latest last)."""
+    state = _loop().status(name, datetime.now(UTC))
+    if as_json:
+        print_json(state.to_dict())
+        return
+    from rich.table import Table
+
+    policy = state.policy
+    triggers = [k for k, v in policy["triggers"].items() if v not in (None, False, [], ())]
+    console.print(
+        f"[bold]{name}[/]: train {policy['train']}, triggers {', '.join(triggers) or 'none'}, "
+        f"cooldown {policy['cooldown']}, plan {policy['rollout']['plan']}"
+    )
+    aliases = ", ".join(f"{k}=v{v}" for k, v in sorted(state.aliases.items())) or "none"
+    console.print(f"aliases: {aliases}")
+    if state.cooldown_until is not None:
+        console.print(f"cooling down until {state.cooldown_until:%Y-%m-%d %H:%M} UTC")
+    if state.running_rollout:
+        console.print(f"rollout {state.running_rollout} is running")
+    table = Table("run", "at", "trigger", "parent", "candidate", "stage", "detail")
+    for run in state.runs[-20:]:
+        detail = run.error or ""
+        if run.gate is not None and not detail:
+            overall = run.gate.get("overall", {})
+            detail = f"{overall.get('metric')} {_num(overall.get('improvement'))} " + (
+                f"[{_num(overall.get('lower'))}, {_num(overall.get('upper'))}]"
+            )
+        table.add_row(
+            run.run,
+            f"{run.at:%Y-%m-%d %H:%M}",
+            ",".join(run.trigger.get("kinds", [])),
+            _version(run.parent),
+            _version(run.candidate),
+            run.stage,
+            detail[:80],
+        )
+    console.print(table if state.runs else "no retrain runs yet")
+
+
+@loop_app.command("tick")
+def tick(at: str | None = AT, as_json: bool = JSON) -> None:
+    """Run one pass of the loop over every policy (what `livemodel controller` does)."""
+    controller = _loop()
+    try:
+        outcomes = controller.tick(_now(at))
+    finally:
+        controller.release()
+    if not outcomes and not as_json:
+        console.print("another loop controller holds the lease: nothing done")
+    _print_outcomes(outcomes, as_json)
+
+
+def _print_outcomes(outcomes: list[TickOutcome], as_json: bool) -> None:
+    if as_json:
+        print_json([o.to_dict() for o in outcomes])
+        return
+    for o in outcomes:
+        style = {"rollout_started": "green", "gate_failed": "yellow"}.get(o.action, "")
+        action = f"[{style}]{o.action}[/]" if style else o.action
+        console.print(f"{o.model}: {action} — {o.message}")
+        if o.gate is not None:
+            for note in o.gate.notes[:1]:
+                console.print(f"  gate: {note}")
+
+
+def _version(number: Any) -> str:
+    return "-" if number is None else f"v{number}"
+
+
+def _num(value: Any) -> str:
+    return f"{value:+.4g}" if isinstance(value, float) else "-"
