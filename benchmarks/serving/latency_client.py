@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -105,7 +106,7 @@ def _percentile(sorted_ns: list[int], q: float) -> float:
     """Nearest-rank percentile in milliseconds."""
     if not sorted_ns:
         return float("nan")
-    rank = max(1, round(q / 100 * len(sorted_ns) + 0.5))
+    rank = max(1, math.ceil(q / 100 * len(sorted_ns)))
     return sorted_ns[min(rank, len(sorted_ns)) - 1] / 1e6
 
 

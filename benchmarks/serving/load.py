@@ -10,6 +10,7 @@ request. Every response's status is checked by both: anything but 200 is an erro
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -64,15 +65,11 @@ class Latency:
     detail: str
 
 
-def ensure_wrk(log: object = print) -> str | None:
+def ensure_wrk() -> str | None:
     """Path of ``wrk``; installs Debian's package when missing and running as root."""
     found = shutil.which("wrk")
-    if found or not shutil.which("apt-get"):
+    if found or not shutil.which("apt-get") or os.geteuid() != 0:
         return found
-    import os
-
-    if os.geteuid() != 0:
-        return None
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
         subprocess.run(cmd, capture_output=True, timeout=600, check=False)
     return shutil.which("wrk")

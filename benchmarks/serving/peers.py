@@ -8,6 +8,7 @@ gets the project's scikit-learn version pinned, so the benchmark's pickles load 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -99,7 +100,5 @@ def versions(spec: PeerSpec, venv: Path) -> dict[str, str]:
     result = subprocess.run(
         [str(python_of(venv)), "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    import json
-
     parsed: dict[str, str] = json.loads(result.stdout)
     return parsed
