@@ -201,7 +201,12 @@ class LoopController:
             action = "cooldown" if decision.blocked else "idle"
             text = decision.blocked or "no trigger fired"
             return TickOutcome(name, action, text, decision)
-        trigger = decision.to_dict() | {"kinds": list(decision.kinds)}
+        summary = decision.to_dict()
+        trigger = {
+            "kinds": list(decision.kinds),
+            "hits": summary["hits"],
+            "window": summary["window"],
+        }
         message = "; ".join(h.message for h in decision.hits)
         return self._start(
             name, policy, now, trigger,
