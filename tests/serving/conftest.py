@@ -186,6 +186,7 @@ def template_home(
             registry.register(name, v3, train, target=TARGET)
 
     two_versions("flights", models.linear_v2, v3=models.linear_v1)
+    two_versions("swapper", models.linear_v2, v3=models.linear_v1)
     for name in ("flagged", "reviewed"):
         registry.register(name, models.linear_v1, train, target=TARGET, alias="production")
     registry.register("forest", models.forest, train, target=TARGET, alias="production")
@@ -328,6 +329,24 @@ def main_home(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def server(main_home: Path, faults_dir: Path) -> Iterator[Server]:
     """The shared server: every model of the template, options from its livemodel.toml."""
     running = start_server(main_home, faults_dir, config=main_home / "livemodel.toml")
+    yield running
+    running.stop()
+
+
+LOCKED_CONFIG = """
+[serving]
+require_predict_token = true
+"""
+
+
+@pytest.fixture(scope="session")
+def locked(
+    template_home: Path, faults_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server with two worker processes that wants a token for everything but probes."""
+    home = copy_home(template_home, tmp_path_factory.mktemp("locked") / "home")
+    (home / "locked.toml").write_text(LOCKED_CONFIG)
+    running = start_server(home, faults_dir, config=home / "locked.toml", workers=2)
     yield running
     running.stop()
 

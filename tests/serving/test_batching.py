@@ -38,7 +38,7 @@ def counters(server: Server) -> tuple[float, float, float]:
 
 
 def test_concurrent_requests_share_model_calls(server: Server, models: Models) -> None:
-    frame = models.data.iloc[:300]
+    frame = models.data.iloc[:200]
     sent = records(frame)
     batches0, rows0, requests0 = counters(server)
     responses = asyncio.run(fire(server.url, [[r] for r in sent], concurrency=48))
@@ -57,14 +57,14 @@ def test_concurrent_requests_share_model_calls(server: Server, models: Models) -
 
 
 def test_a_rejected_request_does_not_sink_its_batch(server: Server, models: Models) -> None:
-    sent = records(models.data.iloc[300:460])
+    sent = records(models.data.iloc[300:400])
     bodies: list[Any] = [
         [{**r, "dep_delay": "late"}] if i % 4 == 0 else [r] for i, r in enumerate(sent)
     ]
     responses = asyncio.run(fire(server.url, bodies, concurrency=32))
     statuses = [r.status_code for r in responses]
     assert statuses == [422 if i % 4 == 0 else 200 for i in range(len(sent))]
-    expected = models.forest.predict_proba(models.data.iloc[300:460][list(FEATURES)])[:, 1]
+    expected = models.forest.predict_proba(models.data.iloc[300:400][list(FEATURES)])[:, 1]
     for i, response in enumerate(responses):
         if i % 4:
             assert response.json()["predictions"][0]["proba"]["1"] == pytest.approx(expected[i])

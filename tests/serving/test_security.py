@@ -1,11 +1,12 @@
-"""Bearer tokens: made by the CLI, stored hashed, scoped; predict locked when configured."""
+"""Bearer tokens: made by the CLI, stored hashed, scoped; predict locked when configured.
+
+The locked server runs two workers (see test_workers): auth holds in each.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,27 +17,9 @@ from .conftest import (
     Server,
     assert_json_error,
     cli,
-    copy_home,
     make_token,
     records,
-    start_server,
 )
-
-LOCKED = """
-[serving]
-require_predict_token = true
-"""
-
-
-@pytest.fixture(scope="module")
-def locked(
-    template_home: Path, faults_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    home = copy_home(template_home, tmp_path_factory.mktemp("locked") / "home")
-    (home / "locked.toml").write_text(LOCKED)
-    running = start_server(home, faults_dir, config=home / "locked.toml")
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
