@@ -49,6 +49,7 @@ SLEEP_S = 1.5  # how long the sleepy model hangs (timeout_ms is 400)
 
 FAULTS_MODULE = f'''
 """Classifiers that misbehave on purpose (importable by the server process)."""
+import os
 import time
 
 import numpy as np
@@ -68,6 +69,10 @@ class Faulty:
             raise RuntimeError("the model failed on purpose")
         if (delay == {SLEEP}).any():
             time.sleep(self.sleep_s)
+            trace = os.environ.get("LM_FAULTS_TRACE")
+            if trace:  # lets a test know when the hung call has returned
+                with open(trace, "a") as fh:
+                    print("woke", file=fh)
         proba = np.array(self.inner.predict_proba(X), dtype=float)
         proba[delay == {NAN}] = np.nan
         return proba
@@ -221,6 +226,7 @@ def process_env(home: Path, faults: Path, extra: Mapping[str, str] | None = None
     }
     env["LIVEMODEL_HOME"] = str(home)
     env["LIVEMODEL_ACTOR"] = "tests"
+    env["LM_FAULTS_TRACE"] = str(home / "faults-trace.txt")
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(faults), os.environ.get("PYTHONPATH", "")) if p
     )

@@ -187,6 +187,8 @@ def test_hanging_model_times_out_and_the_worker_keeps_serving(
     server: Server, client: httpx.Client, models: Models, rows: list[dict[str, Any]], model: str
 ) -> None:
     before_ids = logged_ids(server, model) if logged_count(server, model) else set()
+    trace = server.home / "faults-trace.txt"
+    woken = len(trace.read_text().splitlines()) if trace.exists() else 0
     before = fallbacks(client, model, "timeout")
     response = client.post(f"/v1/models/{model}/predict", json=[{**rows[0], "dep_delay": SLEEP}])
     acknowledged: set[str] = set()
@@ -207,7 +209,11 @@ def test_hanging_model_times_out_and_the_worker_keeps_serving(
         assert [r["version"] for r in response.json()["predictions"]] == [2, 2]
         acknowledged |= {r["id"] for r in response.json()["predictions"]}
     # Once the stuck call returns, what it computed is not logged: nobody was answered with it.
-    time.sleep(SLEEP_S + 0.5)
+    deadline = time.monotonic() + SLEEP_S + 60
+    while not trace.exists() or len(trace.read_text().splitlines()) == woken:
+        assert time.monotonic() < deadline, "the hung model call never returned"
+        time.sleep(0.1)
+    time.sleep(0.5)  # the rest of that batch's work, were it to log anything
     assert client.post(f"/v1/models/{model}/predict", json=rows[:1]).status_code == 200
     new = logged_ids(server, model) - before_ids
     assert acknowledged <= new
