@@ -151,3 +151,28 @@ leases = Table(
     Column("owner", String(128), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# Alerts: every alert a check raised, notified or not. ``key`` (rule|model|subject) is what
+# deduplication and cooldowns look up; ``state`` is sent, failed or suppressed.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("model", String(128), nullable=False, index=True),
+    Column("version", Integer, nullable=True),
+    Column("rule", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("cooldown_s", Float, nullable=False),
+    Column("details", Json, nullable=False),
+    Index("ix_alerts_key_at", "key", "at"),
+)
