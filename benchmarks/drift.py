@@ -117,6 +117,7 @@ def machine() -> dict[str, str]:
         "OS": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load average at start (1/5/15 min)": "/".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -348,6 +349,7 @@ def main() -> None:
         "limits": limits_text(args),
         "profile": profile_md,
     }
+    info["load average at end (1/5/15 min)"] = "/".join(f"{x:.1f}" for x in os.getloadavg())
     persist.save(result_file, info, rows, extra)
     console.print(f"raw results: {result_file}")
     if not args.no_docs:
