@@ -5,7 +5,7 @@ most recent labelled slice), three checks must all pass:
 
 1. **Overall**: the improvement of the configured metric (candidate minus champion; for
    error metrics champion minus candidate, so positive is better) has a paired-bootstrap
-   percentile interval whose lower bound is at least ``margin``. ``margin = 0`` asks for a
+   percentile interval whose lower bound is above ``margin``. ``margin = 0`` asks for a
    significant improvement; a small negative margin asks for non-inferiority.
 2. **Segments**: on every value of each declared segment column with at least
    ``min_segment_rows`` rows, and on the long tail (all rarer values pooled), the point
@@ -142,7 +142,7 @@ def run_gate(
         f"{overall.champion:.4g}, improvement {overall.improvement:+.4g} "
         f"({level} {overall.lower:+.4g} … {overall.upper:+.4g}), margin {settings.margin:+g}"
     )
-    if overall.lower < settings.margin:
+    if not overall.lower > settings.margin:
         reasons.append(f"not better enough: {summary}")
     segments = tuple(
         check
@@ -252,8 +252,8 @@ def _fairness(
     groups: dict[str, dict[str, float | int | None]] = {
         g: {"n": int(c)} for g, c in zip(values, counts, strict=True) if str(g) in kept
     }
-    differences: dict[str, float | None] = {}
-    for who, out in (("champion", champ_out), ("candidate", cand_out)):
+    differences: dict[str, float | None] = {"champion": None, "candidate": None}
+    for who, out in (("champion", champ_out), ("candidate", cand_out)) if len(kept) >= 2 else ():
         y_pred = out["prediction"].to_numpy(dtype=object)[rows]
         frame = MetricFrame(
             metrics=fn, y_true=y_true, y_pred=y_pred, sensitive_features=labels[rows]
