@@ -310,7 +310,8 @@ def limits_text(args: argparse.Namespace) -> str:
 
 def main() -> None:
     args = parse_args()
-    result_file = DATA_DIR / "drift-results.json"
+    # a smoke run keeps its own file, so --render-only still renders the last real run
+    result_file = DATA_DIR / ("drift-results-quick.json" if args.quick else "drift-results.json")
     if args.render_only:
         info, rows, saved = persist.load(result_file)
         saved.setdefault(
