@@ -163,8 +163,9 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/review": {
             "get": {
-                "summary": "Low-confidence predictions awaiting review",
-                "responses": {"200": {"description": "items"}},
+                "summary": "Low-confidence predictions awaiting review (admin: shows features)",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "items"}, "401": _ERROR, "403": _ERROR},
             }
         },
         "/v1/review/{name}/{prediction_id}": {
