@@ -190,3 +190,16 @@ def test_empty_chunk_and_pickling(reference: MonitorReference) -> None:
     assert again == plan
     one = summarize_chunk(plan, canonical(frame(50, 5), reference), row_keys(np.arange(50)))[ALL]
     assert_same(pickle.loads(pickle.dumps(one)), one)
+
+
+def test_a_regression_label_that_is_not_a_number_is_a_label_error() -> None:
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=500), "y": rng.normal(size=500)})
+    reference = MonitorReference.from_frame(ref, target="y")
+    window = pd.DataFrame(
+        {"x": [0.1, 0.2, 0.3, 0.4], "y": pd.Series(["1.5", "oops", None, "inf"], dtype=object)}
+    )
+    out = summarize_chunk(ChunkPlan.of(reference), window, row_keys(np.arange(4)))[ALL]
+    assert out.label_errors == 2  # "oops" and an infinite label
+    assert out.n_labelled == 1
+    assert out.type_errors == {}

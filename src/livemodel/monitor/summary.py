@@ -285,8 +285,8 @@ def _coerce_features(plan: ChunkPlan, data: pd.DataFrame) -> dict[str, npt.NDArr
     """Numeric (and datetime) columns coerced in place; returns the cells that could not be."""
     errors: dict[str, npt.NDArray[np.bool_]] = {}
     for col in plan.feature_spec.columns:
-        if col.kind != "numeric" or col.name not in data.columns:
-            continue
+        if col.kind != "numeric" or col.name not in data.columns or col.name == plan.target:
+            continue  # the target is aligned (and its errors counted) by align_labels
         series = data[col.name]
         if col.name in plan.datetime_columns:
             if pd.api.types.is_datetime64_any_dtype(series.dtype):
