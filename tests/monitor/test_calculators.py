@@ -230,3 +230,17 @@ def test_estimating_needs_a_labelled_reference() -> None:
     with pytest.raises(InvalidInputError, match="reference has no target column"):
         compare(ref, data(100, 1).drop(columns=["y"]), target="y", prediction="pred",
                 probability="p1")  # fmt: skip
+
+
+def test_hostile_numbers() -> None:
+    current = data(400, 9)
+    current.loc[:9, "x"] = np.inf
+    current.loc[10:19, "x"] = -1e300
+    current.loc[20:29, "k"] = 2**62
+    report = compare(data(2000, 0), current, target="y", prediction="pred", probability="p1",
+                     multivariate=False)  # fmt: skip
+    assert report.quality["x"]["out_of_range_rate"] == pytest.approx(20 / 400)
+    assert report.quality["k"]["out_of_range_rate"] == pytest.approx(10 / 400)
+    wasserstein = next(r for r in report.results if r.column == "x" and r.metric == "wasserstein")
+    assert wasserstein.value is not None or wasserstein.reason == "the statistic overflowed"
+    assert_defined(report.results)

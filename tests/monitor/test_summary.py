@@ -203,3 +203,14 @@ def test_a_regression_label_that_is_not_a_number_is_a_label_error() -> None:
     assert out.label_errors == 2  # "oops" and an infinite label
     assert out.n_labelled == 1
     assert out.type_errors == {}
+
+
+def test_samples_stay_bounded_however_many_rows(reference: MonitorReference) -> None:
+    plan = ChunkPlan.of(reference, sample_rows=300)
+    out: dict[str, WindowSummary] = {ALL: WindowSummary.empty(plan)}
+    for i in range(8):
+        chunk = canonical(frame(5000, 10 + i), reference)
+        out = merge_all(out, summarize_chunk(plan, chunk, row_keys(np.arange(5000) + 5000 * i)))
+    assert out[ALL].n_rows == 40_000
+    assert len(out[ALL].rows.frame) == 300
+    assert len(out[ALL].labelled.frame) == 300

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
+import numpy as np
+
 from livemodel.errors import InvalidInputError
 from livemodel.monitor.reference import MonitorReference
 from livemodel.monitor.results import (
@@ -35,6 +37,7 @@ from livemodel.monitor.results import (
     DATA_QUALITY,
     OUTPUT_DRIFT,
     MetricResult,
+    finite,
 )
 from livemodel.monitor.summary import WindowSummary
 from livemodel.schema.signature import ColumnSchema
@@ -68,17 +71,22 @@ def drift_rows(
     """Every method's statistic and the verdict of every column, as results."""
     if reference.spec != current.spec:
         raise InvalidInputError("the window was profiled with another spec than the reference")
-    report = compare_profiles(reference, current, config)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Values near the float limit overflow inside the sketch distances (a warning);
+        # the statistic is then not finite and reported as undefined below.
+        report = compare_profiles(reference, current, config)
     out: list[MetricResult] = []
     for name, verdict in report.verdicts.items():
         calc = (relabel or {}).get(name, calculator)
         n_current = current.columns[name].n
         for r in report.for_column(name):
+            overflowed = r.statistic is not None and finite(r.statistic) is None
             out.append(
                 MetricResult(
                     calc, r.method, name, r.statistic,
                     upper=None if r.p_value is not None else r.threshold,
-                    threshold=r.threshold, alert=r.drifted, n=r.n_current, reason=r.reason,
+                    threshold=r.threshold, alert=r.drifted and not overflowed, n=r.n_current,
+                    reason="the statistic overflowed" if overflowed else r.reason,
                     details={"p_value": r.p_value, "raw_p_value": r.raw_p_value,
                              "n_reference": r.n_reference},
                 )
