@@ -9,8 +9,9 @@
 - ``LIVEMODEL_CONFIG``: the project file with serving, monitoring and loop settings
   (``./livemodel.toml`` when it exists)
 
-``PROMETHEUS_MULTIPROC_DIR`` (set by ``livemodel serve --workers N``) makes metrics
-aggregate over worker processes.
+``LIVEMODEL_SERVE_CONTROLLER=1`` (set by ``livemodel serve --with-controller``) runs the
+controller inside the server. ``PROMETHEUS_MULTIPROC_DIR`` (set by ``livemodel serve
+--workers N``) makes metrics aggregate over worker processes.
 
 Everything below this module receives its backends as arguments; :func:`livemodel.connect`
 builds them from a :class:`Settings`.
@@ -42,6 +43,8 @@ class Settings:
     config_file: Path | None = None
     project: Mapping[str, Any] = field(default_factory=dict)
     metrics_dir: str | None = None
+    #: run the rollout (and loop) controller inside each server process
+    serve_controller: bool = False
 
     @property
     def serving(self) -> Mapping[str, Any]:
@@ -70,6 +73,7 @@ class Settings:
             config_file=Path(config).absolute() if config else None,
             project=read_project_file(Path(config)) if config else {},
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            serve_controller=env.get("LIVEMODEL_SERVE_CONTROLLER") == "1",
         )
 
     @classmethod

@@ -13,6 +13,7 @@ from livemodel.store.metadata import MetadataStore
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from livemodel.loop.controller import LoopController
     from livemodel.rollout.controller import RolloutController
     from livemodel.serving.options import ServerOptions
     from livemodel.serving.state import ServingState
@@ -33,10 +34,12 @@ def serving_state(settings: Settings, options: ServerOptions) -> ServingState:
     from livemodel.store.labels import LabelLog
     from livemodel.store.logreader import LogReader
     from livemodel.store.logwriter import LogOptions, PredictionLog
+    from livemodel.store.rollouts import RolloutStore
     from livemodel.store.tokens import TokenStore
 
     registry = connect(settings)
     log_options = LogOptions(fsync=options.fsync)
+    controller = rollout_controller(settings).tick if settings.serve_controller else None
     return ServingState(
         registry=registry,
         options=options,
@@ -45,6 +48,8 @@ def serving_state(settings: Settings, options: ServerOptions) -> ServingState:
         reader=LogReader(settings.log_dir),
         auth=Authenticator(TokenStore(registry.metadata.db)),
         metrics=ServerMetrics(multiprocess=settings.metrics_dir is not None),
+        rollouts=RolloutStore(registry.metadata.db),
+        controller=controller,
     )
 
 
@@ -68,3 +73,25 @@ def rollout_controller(settings: Settings | None = None) -> RolloutController:
     return RolloutController(
         registry, RolloutStore(registry.metadata.db), LogReader(settings.log_dir)
     )
+
+
+def loop_controller(settings: Settings | None = None) -> LoopController | None:
+    """The loop controller of the ``[loop]`` policies in the project file (None: none).
+
+    ``livemodel controller`` calls ``tick(now)`` on it each time it ticks the rollouts.
+    """
+    from livemodel.loop.controller import LoopController
+    from livemodel.loop.policy import parse_loop
+    from livemodel.monitor.resultstore import ResultStore
+    from livemodel.monitor.runner import Monitor
+    from livemodel.store.logreader import LogReader
+
+    settings = settings or Settings.from_env()
+    source = str(settings.config_file) if settings.config_file else None
+    policies = parse_loop(settings.project.get("loop"), source=source)
+    if not policies.models:
+        return None
+    rollouts = rollout_controller(settings)
+    registry = rollouts.registry
+    monitor = Monitor(registry, LogReader(settings.log_dir), ResultStore(registry.metadata.db))
+    return LoopController(registry, monitor, rollouts, policies)

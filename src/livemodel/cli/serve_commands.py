@@ -30,6 +30,9 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     workers: int = typer.Option(1, "--workers", min=1, max=64),
     config: Path | None = typer.Option(None, "--config", help="livemodel.toml to read."),
+    with_controller: bool = typer.Option(
+        False, "--with-controller", help="Also follow rollouts here (single machine)."
+    ),
 ) -> None:
     """Serve every model that has its serving alias (default 'production')."""
     import uvicorn
@@ -39,6 +42,8 @@ def serve(
 
     if config is not None:
         os.environ["LIVEMODEL_CONFIG"] = str(config.absolute())
+    if with_controller:
+        os.environ["LIVEMODEL_SERVE_CONTROLLER"] = "1"
     settings = Settings.from_env()
     ServerOptions.parse(settings.serving)  # refuse a bad config before starting anything
     # One model call runs at a time per model (micro-batching gives the parallelism), so an

@@ -24,6 +24,7 @@ from livemodel.serving.engine import PredictRequest
 from livemodel.serving.feedback import check_labels
 from livemodel.serving.http import error_response, json_response, read_json, records_from
 from livemodel.serving.openapi import OPENAPI
+from livemodel.serving.router import route
 from livemodel.serving.state import ServingState
 
 _log = logging.getLogger("livemodel.serving")
@@ -64,7 +65,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
     async def predict(request: Request) -> Response:
         endpoint = state.endpoint(request.path_params["name"])
         records = records_from(await read_json(request, options.max_body_bytes), options.max_rows)
-        answer = await endpoint.predict(PredictRequest(records))
+        answer = await route(endpoint, PredictRequest(records))
         return json_response(
             {"model": endpoint.name, "version": answer.version, "predictions": answer.rows}
         )
@@ -81,7 +82,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         body = await read_json(request, options.max_body_bytes)
         signature = endpoint.handle.version.signature
         records = oip.records_from_infer(body, signature, options.max_rows)
-        answer = await endpoint.predict(PredictRequest(records))
+        answer = await route(endpoint, PredictRequest(records))
         classes = endpoint.handle.classes
         request_id = body.get("id") if isinstance(body, dict) else None
         return json_response(

@@ -37,6 +37,8 @@ class PredictRequest:
     records: Sequence[dict[str, Any]]
     arm: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    # Prediction ids given in advance (shadow traffic reuses the champion's ids).
+    ids: Sequence[str] | None = None
     # Set when the request was answered without waiting for its batch (timeout): whatever
     # the late batch computes for it is then never logged, since nobody was answered with it.
     abandoned: bool = False
@@ -53,6 +55,18 @@ class PredictAnswer:
     error: LivemodelError | None = None
 
 
+@dataclass(frozen=True)
+class ActiveRollout:
+    """What a server needs to route a running rollout: its id, share and candidate."""
+
+    id: str
+    candidate_version: int
+    percent: float
+    shadow: bool
+    routing_key: str | None
+    candidate: ModelEndpoint
+
+
 class ModelEndpoint:
     """Serves one model name; :meth:`swap` replaces the version with no failed request."""
 
@@ -66,6 +80,8 @@ class ModelEndpoint:
     ) -> None:
         self.handle = handle
         self.previous = previous
+        #: set while a rollout of this model runs (see :mod:`livemodel.serving.router`)
+        self.rollout: ActiveRollout | None = None
         self.options = options
         self.log = log
         self.metrics = metrics
@@ -246,7 +262,7 @@ class ModelEndpoint:
                     if _low_confidence(out, self.options.review_threshold):
                         flags = [*flags, "low_confidence"]
                         self.metrics.review.labels(self.name).inc()
-                pid = uuid.uuid4().hex
+                pid = req.ids[offset] if req.ids is not None else uuid.uuid4().hex
                 rows.append({"id": pid, "version": version, **out, "flags": flags})
                 records.append(
                     PredictionRecord(

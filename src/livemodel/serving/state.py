@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from livemodel.errors import LivemodelError, NotFoundError
 from livemodel.registry.registry import Registry
+from livemodel.rollout.machine import RolloutState
 from livemodel.serving.auth import Authenticator
-from livemodel.serving.engine import ModelEndpoint
+from livemodel.serving.engine import ActiveRollout, ModelEndpoint
 from livemodel.serving.handles import ModelHandle, load_handle
 from livemodel.serving.metrics import ServerMetrics
 from livemodel.serving.options import ServerOptions
 from livemodel.store.labels import LabelLog
 from livemodel.store.logreader import LogReader
 from livemodel.store.logwriter import PredictionLog
+from livemodel.store.rollouts import RolloutStore
 
 _log = logging.getLogger("livemodel.serving")
 
@@ -35,7 +38,11 @@ class ServingState:
     reader: LogReader
     auth: Authenticator
     metrics: ServerMetrics
+    rollouts: RolloutStore | None = None
+    #: ``controller.tick`` run every ``poll_seconds`` (``livemodel serve --with-controller``)
+    controller: Callable[[], object] | None = None
     endpoints: dict[str, ModelEndpoint] = field(default_factory=dict)
+    _candidates: dict[tuple[str, int], ModelEndpoint] = field(default_factory=dict)
     ready: bool = False
     _watcher: asyncio.Task[None] | None = None
 
@@ -56,7 +63,7 @@ class ServingState:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        for endpoint in self.endpoints.values():
+        for endpoint in [*self.endpoints.values(), *self._candidates.values()]:
             await endpoint.batcher.close()
         await asyncio.to_thread(self.log.close)
         await asyncio.to_thread(self.labels.close)
@@ -85,6 +92,44 @@ class ServingState:
                 current.swap(handle)
                 _log.info("now serving %s (was version %s)", ref, current.previous_number)
             self.metrics.served_version.labels(summary.name, options.alias).set(version)
+        await self._follow_rollouts()
+
+    async def _follow_rollouts(self) -> None:
+        """Point each endpoint at its running rollout (or none), loading candidates once."""
+        if self.rollouts is None:
+            return
+        running = {r.model: r for r in await asyncio.to_thread(self.rollouts.running)}
+        for name, endpoint in self.endpoints.items():
+            stored = running.get(name)
+            if stored is None:
+                endpoint.rollout = None
+                continue
+            state = RolloutState.from_dict(stored.state)
+            if state.champion != endpoint.handle.number:
+                endpoint.rollout = None  # the alias moved under the rollout: champion only
+                continue
+            key = (name, state.candidate)
+            if key not in self._candidates:
+                try:
+                    handle = await asyncio.to_thread(
+                        load_handle, self.registry, f"{name}@{state.candidate}"
+                    )
+                except LivemodelError as exc:
+                    _log.error("cannot load candidate %s@%s: %s", name, state.candidate, exc)
+                    endpoint.rollout = None
+                    continue
+                options = endpoint.options.model_copy(
+                    update={"fallback": "error", "review_threshold": None}
+                )
+                self._candidates[key] = ModelEndpoint(handle, options, self.log, self.metrics)
+            endpoint.rollout = ActiveRollout(
+                id=state.id,
+                candidate_version=state.candidate,
+                percent=state.candidate_percent,
+                shadow=state.shadow,
+                routing_key=state.routing_key,
+                candidate=self._candidates[key],
+            )
 
     def _previous(self, name: str, alias: str) -> ModelHandle | None:
         """The version the alias pointed at before, for the 'previous' fallback."""
@@ -104,6 +149,8 @@ class ServingState:
         while True:
             await asyncio.sleep(self.options.poll_seconds)
             try:
+                if self.controller is not None:
+                    await asyncio.to_thread(self.controller)
                 await self.refresh()
             except LivemodelError as exc:  # the database may be down for a moment
                 _log.warning("alias refresh failed: %s", exc)
