@@ -29,7 +29,7 @@ from livemodel.store.logwriter import LogOptions, PredictionLog
 from livemodel.store.metadata import MetadataStore
 from livemodel.store.predlog import PredictionRecord
 
-from tests.loop.trainers import pipeline
+from .trainers import pipeline
 
 NAME = "flights"
 JAN = datetime(2013, 1, 14, tzinfo=UTC)  # a Monday: 7-day windows start on Mondays
@@ -136,7 +136,9 @@ def write_traffic(
     rows = frame[list(FEATURES)].to_dict("records")
     records = []
     for i, (row, t) in enumerate(zip(rows, times, strict=True)):
-        features = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        features = {
+            k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()
+        }
         out = outputs.iloc[i]
         records.append(
             PredictionRecord(

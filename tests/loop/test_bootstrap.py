@@ -219,8 +219,13 @@ def test_score_rejects_bad_outputs() -> None:
 
 
 def test_string_classes_and_unknown_predictions() -> None:
-    out = pd.DataFrame({"prediction": ["late", "???", "on_time"],
-                        "proba_late": [0.8, 0.4, 0.1], "proba_on_time": [0.2, 0.6, 0.9]})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "prediction": ["late", "???", "on_time"],
+            "proba_late": [0.8, 0.4, 0.1],
+            "proba_on_time": [0.2, 0.6, 0.9],
+        }
+    )
     data = score(out, np.array(["late", "late", "on_time"]), "binary", ["late", "on_time"])
     assert data.pred.tolist() == [0, -1, 1]
     assert metric_values("accuracy", data, np.ones((1, 3)))[0] == pytest.approx(2 / 3)

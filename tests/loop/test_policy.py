@@ -50,10 +50,13 @@ def test_a_full_policy_parses() -> None:
             },
             monitor={"window": "10000rows", "lookback": "3d", "segments": ["carrier"]},
             data={"recent": 20000, "older_share": 0.0, "history": "365d", "max_rows": 50000},
-            gate={"metric": "f1", "margin": -0.01, "fairness": {
-                "attribute": "origin", "metric": "recall", "max_difference": 0.1}},
+            gate={
+                "metric": "f1",
+                "margin": -0.01,
+                "fairness": {"attribute": "origin", "metric": "recall", "max_difference": 0.1},
+            },
             rollout={"plan": "canary:5,100", "alpha": 0.01},
-        )  # fmt: skip
+        )
     ).models["flights"]
     assert policy.cooldown == timedelta(weeks=2)
     assert policy.triggers.drift is not None and policy.triggers.drift.features == ("temp", "humid")

@@ -81,7 +81,7 @@ def test_multivariate_fires_on_its_alert() -> None:
     ],
 )  # fmt: skip
 def test_performance_floor_and_drop(
-    spec: dict[str, Any], calculator: str, metric: str, value: float, reference: float,
+    spec: dict[str, Any], calculator: str, metric: str, *, value: float, reference: float,
     fires: bool,
 ) -> None:  # fmt: skip
     w = window(MetricResult(calculator, metric, None, value, threshold=reference, n=400))

@@ -8,7 +8,13 @@ import traceback
 import typer
 from rich.console import Console
 
-from livemodel.cli import monitor_commands, registry_commands, rollout_commands, serve_commands
+from livemodel.cli import (
+    loop_commands,
+    monitor_commands,
+    registry_commands,
+    rollout_commands,
+    serve_commands,
+)
 from livemodel.errors import LivemodelError
 
 app = typer.Typer(
@@ -22,6 +28,7 @@ registry_commands.install(app)
 serve_commands.install(app)
 monitor_commands.install(app)
 rollout_commands.install(app)
+loop_commands.install(app)
 
 _debug = False
 

@@ -303,6 +303,8 @@ class LoopController:
         parent = self.registry.get(
             ModelRef(name, version=run.parent) if run.parent else ModelRef(name, alias="production")
         )
+        # an entry point that cannot be imported fails before any data is read
+        fn = resolve_entry_point(policy.train, key=f"loop.models.{name}.train")
         since = None if policy.data.history is None else run.at - policy.data.history
         task = parent.signature.task
         if task is None:
@@ -315,8 +317,6 @@ class LoopController:
             selection.train, selection.holdout, {**selection.query, "left_out": counts}
         )
         snapshot = pin(selection, self.registry.artifacts)
-        key = f"loop.models.{name}.train"
-        fn = resolve_entry_point(policy.train, key=key)
         model = call_train(fn, snapshot.train, seed=policy.data.seed, name=policy.train)
         self._renew()
         version = register_candidate(
