@@ -184,6 +184,7 @@ class DataQualityCalculator:
         config = self.config or QualityConfig()
         n = window.n_rows
         out: list[MetricResult] = []
+        limit = config.type_violation_threshold
         for name in self.features_:
             if n == 0:
                 out.append(_row("missing_rate", name, None, n, reason="empty window"))
@@ -198,16 +199,14 @@ class DataQualityCalculator:
             bad = window.type_errors.get(name, 0)
             out.append(
                 _row("type_violation_rate", name, bad / n, n,
-                     threshold=config.type_violation_threshold,
-                     alert=bad / n > config.type_violation_threshold, details={"count": bad})
+                     upper=limit, threshold=limit, alert=bad / n > limit, details={"count": bad})
             )  # fmt: skip
         if self.target_ is not None:
             rate = window.label_errors / n if n else None
             out.append(
                 _row("label_type_violation_rate", self.target_, rate, n,
                      reason=None if n else "empty window",
-                     threshold=config.type_violation_threshold,
-                     alert=rate is not None and rate > config.type_violation_threshold,
+                     upper=limit, threshold=limit, alert=rate is not None and rate > limit,
                      details={"count": window.label_errors})
             )  # fmt: skip
         for name in sorted(window.unexpected):
@@ -254,7 +253,8 @@ class DataQualityCalculator:
         rate = count / col.count
         return _row(
             "out_of_range_rate", name, rate, col.count,
-            threshold=config.out_of_range_threshold, alert=rate > config.out_of_range_threshold,
+            upper=config.out_of_range_threshold, threshold=config.out_of_range_threshold,
+            alert=rate > config.out_of_range_threshold,
             details={"below": below, "above": above, "infinite": infinite,
                      "min": float(col.edges[0]), "max": float(col.edges[-1])},
         )  # fmt: skip
@@ -280,7 +280,8 @@ class DataQualityCalculator:
         top = [value for value, _ in col.unseen.items() if known is None or value not in set(known)]
         return _row(
             "unseen_category_rate", name, rate, col.count,
-            threshold=config.unseen_threshold, alert=rate > config.unseen_threshold,
+            upper=config.unseen_threshold, threshold=config.unseen_threshold,
+            alert=rate > config.unseen_threshold,
             details={"count": count, "approximate": approximate, "top_unseen": top[:10]},
         )  # fmt: skip
 

@@ -362,7 +362,7 @@ class MultivariateDrift:
         rows = window.rows.rows()
         try:
             if rows.empty:
-                raise StatisticsError("empty window: reconstruction error undefined")
+                raise StatisticsError("empty window")
             result = self.detector_.calculate(rows_for_pca(rows, self.reference_))
         except _ROW_ERRORS as exc:
             return (MetricResult(MULTIVARIATE, metric, None, None, n=len(rows), reason=str(exc)),)
