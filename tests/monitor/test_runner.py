@@ -17,6 +17,7 @@ from livemodel.errors import InvalidInputError, NotFoundError
 from livemodel.monitor.results import ALL, DATA_DRIFT, REALIZED
 from livemodel.monitor.resultstore import ResultStore
 from livemodel.monitor.runner import Monitor
+from livemodel.monitor.suite import MonitorSuite
 from livemodel.monitor.summary import WindowSummary, log_chunk, merge_all
 from livemodel.registry.registry import Registry
 from livemodel.store.artifacts import ArtifactStore
@@ -164,3 +165,25 @@ def test_streamed_chunks_equal_one_read(logged: dict[str, Any]) -> None:
         if hasattr(col, "histogram"):
             assert np.array_equal(col.histogram, other.histogram)  # type: ignore[union-attr]
     pd.testing.assert_frame_equal(whole.rows.frame, merged.rows.frame)
+
+
+def test_the_whole_path_on_each_database(
+    registry: Registry, model: Any, flights: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Register, log, label, monitor and store on SQLite and on PostgreSQL alike."""
+    root = tmp_path_factory.mktemp("logs")
+    register(registry, model, flights)
+    frame = flights.iloc[8000:8400].reset_index(drop=True)
+    times = [DAY0 + timedelta(minutes=3 * i) for i in range(len(frame))]
+    write_log(root, registry, "flights", frame, times, labelled=0.5)
+    store = ResultStore(registry.metadata.db)
+    monitor = Monitor(
+        registry, LogReader(root), store, suite=lambda: MonitorSuite(multivariate=False)
+    )
+    for _ in range(2):  # the second run replaces the first
+        run = monitor.run("flights", since=DAY0, until=DAY0 + timedelta(days=1))
+    (w,) = run.windows
+    assert w.n_rows == 400 and "temp" in w.drifted_columns
+    stored = store.query("flights", calculator="realized_performance", metric="accuracy")
+    assert [(r.start, r.segment, r.n) for r in stored] == [(DAY0, ALL, w.n_labelled)]
+    assert len(store.query("flights")) == run.rows_saved
