@@ -161,7 +161,7 @@ def test_defaults_without_alerts_table() -> None:
 def test_bad_configuration_is_a_config_error(table: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match) as info:
         load_alerts_config({"alerts": table}, source="livemodel.toml")
-    assert str(info.value).startswith("[alerts] in livemodel.toml")
+    assert str(info.value).startswith("alerts settings in livemodel.toml")
 
 
 def test_alerts_must_be_a_table() -> None:

@@ -80,12 +80,13 @@ def check_model(
     store: AlertStore,
     config: AlertsConfig,
     now: datetime | None = None,
+    horizon: timedelta = RESULTS_HORIZON,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[CheckOutcome]:
     """Evaluate ``config``'s rules on the latest window of each window spec of ``name``
-    (stored in the last 35 days) and its recent audit events, then :func:`notify`."""
+    stored within ``horizon`` (35 days) and its recent audit events, then :func:`notify`."""
     now = now or datetime.now(UTC)
-    rows = results.query(name, since=now - RESULTS_HORIZON)
+    rows = results.query(name, since=now - horizon)
     events = registry.audit(name, limit=EVENTS_LIMIT)
     alerts = evaluate(config.rules, name, latest_windows(rows), events, now=now)
     return notify(

@@ -213,29 +213,32 @@ def load_alerts_config(project: Mapping[str, Any], source: object = None) -> Ale
     where = f" in {source}" if source else ""
     table = project.get("alerts", {}) if isinstance(project, Mapping) else None
     if not isinstance(table, Mapping):
-        raise ConfigError(f"[alerts]{where} must be a table")
+        raise ConfigError(f"the alerts settings{where} must be a TOML table")
     try:
         parsed = _Alerts.model_validate(dict(table))
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"[alerts]{where}: {location}: {first['msg']}{more}") from exc
+        raise ConfigError(f"alerts settings{where}: {location}: {first['msg']}{more}") from exc
     rules = tuple(
-        _rule(r, f"[alerts]{where}: rules.{i}", parsed.cooldown) for i, r in enumerate(parsed.rules)
+        _rule(r, f"alerts settings{where}: rules.{i}", parsed.cooldown)
+        for i, r in enumerate(parsed.rules)
     )
     names = [r.name for r in rules]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"[alerts]{where}: rule names must be unique; repeated: {dupes}")
+        raise ConfigError(f"alerts settings{where}: rule names must be unique; repeated: {dupes}")
     try:
         notifiers = tuple(_notifier(n, i) for i, n in enumerate(parsed.notifiers))
         retry = RetryPolicy(**parsed.retry.model_dump())
     except InvalidInputError as exc:
-        raise ConfigError(f"[alerts]{where}: {exc.message}") from exc
+        raise ConfigError(f"alerts settings{where}: {exc.message}") from exc
     notifier_names = [n.name for n in notifiers]
     if len(set(notifier_names)) != len(notifier_names):
-        raise ConfigError(f"[alerts]{where}: notifier names must be unique: {notifier_names}")
+        raise ConfigError(
+            f"alerts settings{where}: notifier names must be unique: {notifier_names}"
+        )
     return AlertsConfig(
         rules=rules or default_rules(parsed.cooldown),
         notifiers=notifiers or (LogNotifier(),),
