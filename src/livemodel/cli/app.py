@@ -12,6 +12,7 @@ from livemodel.cli import (
     loop_commands,
     monitor_commands,
     registry_commands,
+    report_commands,
     rollout_commands,
     serve_commands,
 )
@@ -28,6 +29,7 @@ registry_commands.install(app)
 serve_commands.install(app)
 monitor_commands.install(app)
 rollout_commands.install(app)
+report_commands.install(app)
 loop_commands.install(app)
 
 _debug = False
