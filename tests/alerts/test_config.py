@@ -165,5 +165,5 @@ def test_bad_configuration_is_a_config_error(table: dict[str, Any], match: str) 
 
 
 def test_alerts_must_be_a_table() -> None:
-    with pytest.raises(ConfigError, match="must be a table"):
+    with pytest.raises(ConfigError, match="must be a TOML table"):
         load_alerts_config({"alerts": ["drift"]})
