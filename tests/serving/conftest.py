@@ -300,12 +300,15 @@ def start_server(
     config: Path | None = None,
     workers: int = 1,
     ready_models: Sequence[str] = (),
+    controller: bool = False,
 ) -> Server:
     """``livemodel serve`` on a free port; returns once ``/readyz`` answers 200."""
     port = free_port()
     args = [EXE, "serve", "--port", str(port), "--workers", str(workers)]
     if config is not None:
         args += ["--config", str(config)]
+    if controller:
+        args.append("--with-controller")
     output = home / f"server-{port}.out"
     with output.open("wb") as sink:
         proc = subprocess.Popen(

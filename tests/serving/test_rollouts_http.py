@@ -1,0 +1,249 @@
+"""Rollouts over real HTTP: a server with its controller, load from another process.
+
+- a healthy candidate goes through shadow and every canary step and is promoted;
+- a candidate raising on 20% of its requests is rolled back within 200 canary requests
+  while no client request fails;
+- a candidate that is less accurate is rolled back by the estimated-performance guard
+  before any label arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.serving.conftest import (
+    Models,
+    Server,
+    cli,
+    records,
+    registry_at,
+    start_load,
+    start_server,
+)
+
+from livemodel.demo.flights import TARGET
+from livemodel.store.logreader import LogReader
+
+FLAKY_MODULE = '''
+"""Candidates that misbehave on purpose (importable by the server process)."""
+import os
+
+import numpy as np
+
+
+class Flaky:
+    """Raises on a share of calls (at random), only inside a test server process."""
+
+    def __init__(self, inner, rate):
+        self.inner, self.rate, self.classes_ = inner, rate, inner.classes_
+        self.rng = np.random.default_rng(0)
+
+    def predict_proba(self, X):
+        armed = "LM_FAULTS_TRACE" in os.environ  # set for servers, not at registration
+        if armed and self.rng.random() < self.rate:
+            raise RuntimeError("flaky candidate")
+        return self.inner.predict_proba(X)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class Degraded:
+    """Swaps its answer on a fixed share of rows (chosen by a hash of the row)."""
+
+    def __init__(self, inner, share):
+        self.inner, self.share, self.classes_ = inner, share, inner.classes_
+
+    def predict_proba(self, X):
+        proba = np.array(self.inner.predict_proba(X), dtype=float)
+        delay = np.nan_to_num(X["dep_delay"].to_numpy(dtype=float, na_value=np.nan))
+        distance = np.nan_to_num(X["distance"].to_numpy(dtype=float, na_value=np.nan))
+        flip = (np.abs(delay * 7919 + distance * 104729) % 100) < self.share * 100
+        proba[flip] = proba[flip][:, ::-1]
+        return proba
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+'''
+
+CONFIG = """
+[serving]
+poll_seconds = 0.5
+max_rows = 500
+"""
+
+
+@pytest.fixture(scope="module")
+def rollout_server(
+    template_home: Path,
+    faults_dir: Path,
+    models: Models,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
+    (faults_dir / "lm_flaky.py").write_text(FLAKY_MODULE)
+    import lm_flaky  # type: ignore[import-not-found]
+
+    home = tmp_path_factory.mktemp("rollouts") / "home"
+    shutil.copytree(template_home, home)
+    (home / "livemodel.toml").write_text(CONFIG)
+    registry = registry_at(home)
+    data = models.data
+    train, valid = data.iloc[:2500], data.iloc[2500:]
+    for name, candidate in (
+        ("healthy", models.linear_v1),
+        ("flaky", lm_flaky.Flaky(models.linear_v1, 0.2)),
+        ("worse", lm_flaky.Degraded(models.linear_v1, 0.3)),
+    ):
+        registry.register(
+            name, models.linear_v1, train, target=TARGET, validation=valid, alias="production"
+        )
+        registry.register(name, candidate, train, target=TARGET, validation=valid)
+    registry.metadata.db.close()
+    server = start_server(
+        home,
+        faults_dir,
+        config=home / "livemodel.toml",
+        ready_models=("healthy", "flaky", "worse"),
+        controller=True,
+    )
+    yield server
+    server.stop()
+
+
+def status(server: Server, name: str) -> dict[str, Any]:
+    done = cli(server.home, server.faults, "rollout", "status", name, "--json")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def wait_for_end(server: Server, name: str, seconds: float) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        state = status(server, name)
+        if state["status"] != "running":
+            return state
+        time.sleep(1)
+    raise AssertionError(f"rollout of {name} still running: {status(server, name)}")
+
+
+def test_healthy_candidate_goes_through_shadow_and_canary_to_production(
+    rollout_server: Server, models: Models, tmp_path: Path
+) -> None:
+    server = rollout_server
+    cli(
+        server.home,
+        server.faults,
+        "rollout",
+        "start",
+        "healthy",
+        "--candidate",
+        "2",
+        "--plan",
+        "shadow,canary:20,50,100",
+        "--min-step-samples",
+        "60",
+    )
+    load = start_load(
+        server,
+        "healthy",
+        records(models.data.iloc[:400]),
+        tmp_path / "load",
+        seconds=150,
+        threads=4,
+        max_requests=40_000,
+    )
+    try:
+        final = wait_for_end(server, "healthy", 150)
+    finally:
+        load.stop()
+    assert final["status"] == "promoted", final
+    assert all(o["ok"] for o in load.outcomes())
+    assert registry_at(server.home).get("healthy@production").version == 2
+    actions = [
+        e["action"]
+        for e in json.loads(cli(server.home, server.faults, "audit", "healthy", "--json").stdout)
+    ]
+    assert actions.count("rollout.step") == 3 and actions[-2:] == ["rollout.promote", "alias.set"]
+    # Shadow answers were logged under the champion's prediction ids.
+    table = LogReader(server.home / "logs").window("healthy", columns=["prediction_id", "arm"])
+    rows = table.to_pylist()
+    shadow_ids = {r["prediction_id"] for r in rows if r["arm"] == "shadow"}
+    champion_ids = {r["prediction_id"] for r in rows if r["arm"] == "champion"}
+    assert shadow_ids and shadow_ids <= champion_ids
+
+
+def test_candidate_failing_20_percent_is_rolled_back_without_failed_requests(
+    rollout_server: Server, models: Models, tmp_path: Path
+) -> None:
+    server = rollout_server
+    cli(
+        server.home,
+        server.faults,
+        "rollout",
+        "start",
+        "flaky",
+        "--candidate",
+        "2",
+        "--plan",
+        "canary:10,50,100",
+    )
+    load = start_load(
+        server,
+        "flaky",
+        records(models.data.iloc[:400]),
+        tmp_path / "load",
+        seconds=90,
+        threads=4,
+        max_requests=20_000,
+    )
+    try:
+        final = wait_for_end(server, "flaky", 90)
+    finally:
+        load.stop()
+    assert final["status"] == "rolled_back", final
+    assert final["reason"].startswith("errors:")
+    errors = next(r for r in final["last_readings"] if r["guard"] == "errors")
+    assert errors["n_candidate"] <= 200, errors
+    outcomes = load.outcomes()
+    assert outcomes and all(o["ok"] for o in outcomes), [o for o in outcomes if not o["ok"]][:3]
+    assert registry_at(server.home).get("flaky@production").version == 1
+
+
+def test_less_accurate_candidate_is_rolled_back_by_estimated_performance(
+    rollout_server: Server, models: Models, tmp_path: Path
+) -> None:
+    server = rollout_server
+    cli(
+        server.home,
+        server.faults,
+        "rollout",
+        "start",
+        "worse",
+        "--candidate",
+        "2",
+        "--plan",
+        "canary:50,100",
+    )
+    load = start_load(
+        server,
+        "worse",
+        records(models.data.iloc[:1500]),
+        tmp_path / "load",
+        seconds=120,
+        threads=4,
+        max_requests=40_000,
+    )
+    try:
+        final = wait_for_end(server, "worse", 120)
+    finally:
+        load.stop()
+    assert final["status"] == "rolled_back", final
+    assert "estimated" in final["reason"]
+    estimated = next(r for r in final["last_readings"] if r["guard"] == "estimated")
+    assert estimated["effect"] < 0 and estimated["ci"][1] < 0
+    assert all(o["ok"] for o in load.outcomes())
