@@ -387,10 +387,13 @@ def make_token(home: Path, *scopes: str) -> str:
 # -- data helpers ---------------------------------------------------------------------------
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts (NaN as null)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for row in frame[list(FEATURES)].to_dict(orient="records"):
         out.append(
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            {
+                str(k): (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in row.items()
+            }
         )
     return out
 

@@ -100,7 +100,7 @@ def kll_distances(
 def _integral_of_abs(start: FloatArray, end: FloatArray, width: FloatArray) -> float:
     """Integral of ``|f|`` for ``f`` linear on each interval from ``start`` to ``end``."""
     s, e = np.abs(start), np.abs(end)
-    crossing = (start * end) < 0
+    crossing = np.sign(start) * np.sign(end) < 0  # a product of values could overflow
     with np.errstate(invalid="ignore", divide="ignore"):
         area = np.where(crossing, (s * s + e * e) / (2 * (s + e)), (s + e) / 2)
     return float(np.sum(area * width))
