@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from livemodel.config import Settings
@@ -39,7 +40,7 @@ def serving_state(settings: Settings, options: ServerOptions) -> ServingState:
 
     registry = connect(settings)
     log_options = LogOptions(fsync=options.fsync)
-    controller = rollout_controller(settings).tick if settings.serve_controller else None
+    controller = controller_tick(settings) if settings.serve_controller else None
     return ServingState(
         registry=registry,
         options=options,
@@ -95,3 +96,20 @@ def loop_controller(settings: Settings | None = None) -> LoopController | None:
     registry = rollouts.registry
     monitor = Monitor(registry, LogReader(settings.log_dir), ResultStore(registry.metadata.db))
     return LoopController(registry, monitor, rollouts, policies)
+
+
+def controller_tick(settings: Settings | None = None) -> Callable[[], object]:
+    """One tick of everything a controller follows: running rollouts, then loop policies."""
+    from datetime import UTC, datetime
+
+    settings = settings or Settings.from_env()
+    rollouts = rollout_controller(settings)
+    loop = loop_controller(settings)
+
+    def tick() -> object:
+        events: list[object] = list(rollouts.tick())
+        if loop is not None:
+            events.extend(loop.tick(datetime.now(UTC)))
+        return events
+
+    return tick

@@ -113,10 +113,22 @@ def controller(
     every: float = typer.Option(5.0, "--every", min=0.1, help="Seconds between ticks."),
     max_ticks: int | None = typer.Option(None, "--max-ticks", min=1),
 ) -> None:
-    """Follow running rollouts: read guards, step, promote or roll back (one acts at a time)."""
-    ctl = _controller()
-    console.print(f"controller {ctl.owner} following rollouts every {every:g} s; Ctrl-C stops")
-    ctl.run(every, max_ticks=max_ticks)
+    """Follow rollouts (guards, steps, promote or roll back) and the loop policies of
+    livemodel.toml (monitor, retrain, gate); one controller acts at a time."""
+    import time
+
+    from livemodel.wiring import controller_tick
+
+    tick = controller_tick()
+    console.print(
+        f"controller following rollouts and loop policies every {every:g} s; Ctrl-C stops"
+    )
+    ticks = 0
+    while max_ticks is None or ticks < max_ticks:
+        tick()
+        ticks += 1
+        if max_ticks is None or ticks < max_ticks:
+            time.sleep(every)
 
 
 def _num(value: Any) -> str:
