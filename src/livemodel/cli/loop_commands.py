@@ -68,10 +68,14 @@ def retrain(
         return
     if register:
         raise InvalidInputError("--register only goes with --replay VERSION")
-    outcome = _loop().retrain(name, _now(at), reason=reason)
+    controller = _loop()
+    try:
+        outcome = controller.retrain(name, _now(at), reason=reason)
+    finally:
+        controller.release()
     _print_outcomes([outcome], as_json)
-    if outcome.action not in ("rollout_started",):
-        raise typer.Exit(1)
+    if outcome.action != "rollout_started":
+        _fail()
 
 
 def _replay(name: str, version: int, register: bool, as_json: bool) -> None:
@@ -91,18 +95,18 @@ def _replay(name: str, version: int, register: bool, as_json: bool) -> None:
         if result.registered is not None:
             console.print(f"registered the rebuilt model as {name}@{result.registered}")
     if not result.identical:
-        raise typer.Exit(1)
+        _fail()
 
 
 @loop_app.command("status")
-def status(name: str = typer.Argument(..., help="Model name."), as_json: bool = JSON) -> None:
+def status(
+    name: str = typer.Argument(..., help="Model name."), at: str | None = AT, as_json: bool = JSON
+) -> None:
     """The policy of NAME, its cooldown, and its retrain runs (latest last)."""
-    state = _loop().status(name, datetime.now(UTC))
+    state = _loop().status(name, _now(at))
     if as_json:
         print_json(state.to_dict())
         return
-    from rich.table import Table
-
     policy = state.policy
     triggers = [k for k, v in policy["triggers"].items() if v not in (None, False, [], ())]
     console.print(
@@ -115,24 +119,21 @@ def status(name: str = typer.Argument(..., help="Model name."), as_json: bool = 
         console.print(f"cooling down until {state.cooldown_until:%Y-%m-%d %H:%M} UTC")
     if state.running_rollout:
         console.print(f"rollout {state.running_rollout} is running")
-    table = Table("run", "at", "trigger", "parent", "candidate", "stage", "detail")
+    if not state.runs:
+        console.print("no retrain runs yet")
     for run in state.runs[-20:]:
         detail = run.error or ""
         if run.gate is not None and not detail:
             overall = run.gate.get("overall", {})
-            detail = f"{overall.get('metric')} {_num(overall.get('improvement'))} " + (
+            detail = f"{overall.get('metric')} improvement {_num(overall.get('improvement'))} " + (
                 f"[{_num(overall.get('lower'))}, {_num(overall.get('upper'))}]"
             )
-        table.add_row(
-            run.run,
-            f"{run.at:%Y-%m-%d %H:%M}",
-            ",".join(run.trigger.get("kinds", [])),
-            _version(run.parent),
-            _version(run.candidate),
-            run.stage,
-            detail[:80],
+        kinds = ",".join(run.trigger.get("kinds", [])) or "-"
+        console.print(
+            f"run {run.run} at {run.at:%Y-%m-%d %H:%M}: {kinds}, "
+            f"{_version(run.parent)} → {_version(run.candidate)}, [bold]{run.stage}[/]"
+            + (f" — {detail}" if detail else "")
         )
-    console.print(table if state.runs else "no retrain runs yet")
 
 
 @loop_app.command("tick")
@@ -159,6 +160,12 @@ def _print_outcomes(outcomes: list[TickOutcome], as_json: bool) -> None:
         if o.gate is not None:
             for note in o.gate.notes[:1]:
                 console.print(f"  gate: {note}")
+
+
+def _fail() -> None:
+    # SystemExit, not typer.Exit: main() runs click with standalone_mode=False, where an
+    # Exit's code is returned and then dropped, so the process would exit 0.
+    raise SystemExit(1)
 
 
 def _version(number: Any) -> str:

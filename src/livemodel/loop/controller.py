@@ -312,7 +312,7 @@ class LoopController:
         labelled, counts = read_labelled(
             self.monitor.reader, name, parent.signature, now=run.at, since=since
         )
-        selection = select_rows(labelled, policy.data, now=run.at, target=task.target)
+        selection = select_rows(labelled, policy.data, now=run.at)
         selection = type(selection)(
             selection.train, selection.holdout, {**selection.query, "left_out": counts}
         )

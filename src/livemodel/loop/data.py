@@ -103,9 +103,7 @@ def read_labelled(
     return kept.reset_index(drop=True), counts
 
 
-def select_rows(
-    labelled: pd.DataFrame, settings: DataSettings, *, now: datetime, target: str
-) -> Selection:
+def select_rows(labelled: pd.DataFrame, settings: DataSettings, *, now: datetime) -> Selection:
     """Recent rows (minus the holdout) plus a seeded sample of older rows; see the module."""
     if TIME not in labelled.columns or ID not in labelled.columns:
         raise InvalidInputError("select_rows takes the frame of read_labelled")
@@ -132,13 +130,13 @@ def select_rows(
     rng = np.random.default_rng(settings.seed)
     picked = np.sort(rng.choice(len(older), size=n_older, replace=False)).astype(np.intp)
     train = pd.concat([older.iloc[picked], recent_train]).sort_values([TIME, ID], kind="stable")
+    if holdout.empty:
+        raise StatisticsError(f"no recent labelled rows ({recent_rule}) to train and gate on")
     if len(train) < settings.min_rows:
         raise StatisticsError(
             f"only {len(train)} labelled rows to train on ({len(recent_train)} recent, "
             f"{n_older} older); data.min_rows is {settings.min_rows}"
         )
-    if holdout.empty or holdout[target].nunique() < 1:
-        raise StatisticsError("no labelled rows are left for the gate's holdout")
     query = {
         "source": "prediction log joined with the latest label known at 'now'",
         "now": now.isoformat(),

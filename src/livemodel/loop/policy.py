@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -107,7 +108,22 @@ def _recent(value: object) -> timedelta | int:
     raise ValueError("must be a duration ('30d') or a row count ('20000rows' or 20000)")
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+def duration_text(value: timedelta) -> str:
+    """``timedelta(days=7)`` as ``7d``: the largest unit that divides it."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _recent_text(value: timedelta | int) -> str:
+    return duration_text(value) if isinstance(value, timedelta) else f"{value}rows"
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(_duration), PlainSerializer(duration_text, when_used="json")
+]
 Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
 WindowText = Annotated[str, BeforeValidator(_window)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -192,7 +208,11 @@ class DataSettings(_Table):
     ``older_share`` of the training rows; the most recent ``holdout`` share of the recent
     rows is kept out of training for the gate."""
 
-    recent: Annotated[timedelta | int, BeforeValidator(_recent)] = timedelta(days=30)
+    recent: Annotated[
+        timedelta | int,
+        BeforeValidator(_recent),
+        PlainSerializer(_recent_text, when_used="json"),
+    ] = timedelta(days=30)
     older_share: float = Field(default=0.3, ge=0.0, lt=1.0)
     holdout: float = Field(default=0.2, gt=0.0, lt=1.0)
     history: Duration | None = None
