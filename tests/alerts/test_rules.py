@@ -70,7 +70,16 @@ def test_quality_threshold_or_calculator_flag() -> None:
 
 def test_performance_floor_realized_estimated_and_band() -> None:
     rows = [
-        result("realized_performance", "accuracy", None, 0.71, lower=0.75, upper=0.85, alert=True),
+        result(
+            "realized_performance",
+            "accuracy",
+            None,
+            0.71,
+            lower=0.75,
+            upper=0.85,
+            alert=True,
+            threshold=0.9,
+        ),
         result("estimated_performance", "accuracy", None, 0.79, lower=0.75, upper=0.85),
         result("realized_performance", "roc_auc", None, None),
         result("realized_performance", "mae", None, 9.0),
@@ -84,7 +93,7 @@ def test_performance_floor_realized_estimated_and_band() -> None:
     assert alert.value == 0.79 and alert.threshold == 0.8 and "below 0.8" in alert.message
     band = PerformanceRule(name="p", metric="accuracy")
     [flagged] = band.evaluate("flights", rows, [], NOW)
-    assert "outside [0.75, 0.85]" in flagged.message
+    assert "0.71 [0.75, 0.85] is significantly worse than the reference's 0.9" in flagged.message
     assert (
         PerformanceRule(name="p", metric="roc_auc", floor=0.9).evaluate(
             "flights",

@@ -276,8 +276,12 @@ class PerformanceRule(Rule):
                 text = f"{kind} {r.metric} {r.value:.4g} is above {self.ceiling:g}"
                 limit = self.ceiling
             elif self.floor is None and self.ceiling is None and r.alert:
+                # The calculator flags a window whose band excludes the reference's value
+                # (``threshold``) on the good side: significantly worse than the reference.
                 band = f"[{_num(r.lower)}, {_num(r.upper)}]"
-                text, limit = f"{kind} {r.metric} {r.value:.4g} is outside {band}", r.threshold
+                text = (f"{kind} {r.metric} {r.value:.4g} {band} is significantly worse than "
+                        f"the reference's {_num(r.threshold)}")  # fmt: skip
+                limit = r.threshold
             else:
                 continue
             alert = self._alert(r, f"performance:{kind}:{r.metric}", text, source=kind,

@@ -97,7 +97,7 @@ def _drift(drift: Mapping[str, Any]) -> dict[str, Any]:
         "z": drift["score"],
         "text": marks,
         "texttemplate": "%{text}",
-        "textfont": {"color": "#ffffff"},
+        "textfont": {"color": "#1d2433"},
         "colorscale": [[0, "#eef1fb"], [0.5, "#8a9be0"], [1, "#b71c1c"]],
         "zmin": 0,
         "colorbar": {"title": {"text": "JS distance"}},

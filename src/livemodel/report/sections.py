@@ -167,6 +167,8 @@ def numeric_distribution(
     cur = _finite(current)
     if ref.size == 0 or cur.size == 0:
         return None
+    # Keep the span finite: numbers near the float limit would overflow the bin width.
+    ref, cur = np.clip(ref, -1e300, 1e300), np.clip(cur, -1e300, 1e300)
     both = np.concatenate([ref, cur])
     lo, hi = np.quantile(both, [0.005, 0.995])
     if not hi > lo:
