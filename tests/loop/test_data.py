@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from livemodel.errors import IntegrityError, InvalidInputError, StatisticsError
 from livemodel.loop.data import ID, TIME, load_pinned, pin, read_labelled, select_rows
@@ -158,3 +161,37 @@ def test_pin_round_trips_and_refuses_tampering(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(IntegrityError, match="tampered"):
         load_pinned(pinned.info, store)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_old=st.integers(0, 80),
+    n_recent=st.integers(1, 80),
+    holdout=st.floats(0.05, 0.9),
+    older_share=st.floats(0.0, 0.95),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_selection_properties(
+    n_old: int, n_recent: int, holdout: float, older_share: float, seed: int
+) -> None:
+    """The holdout is the newest recent rows, never trained on; older rows are sampled from
+    before the recent window in the asked share, as far as there are any."""
+    frame = labelled(n_old, n_recent)
+    spec = data_settings(holdout=holdout, older_share=older_share, seed=seed, min_rows=2)
+    try:
+        chosen = select_rows(frame, spec, now=NOW)
+    except StatisticsError:
+        assert n_recent - math.ceil(holdout * n_recent) < 2 or n_recent == 0
+        return
+    train_x, hold_x = set(chosen.train["x"]), set(chosen.holdout["x"])
+    assert train_x.isdisjoint(hold_x)
+    assert len(hold_x) == math.ceil(holdout * n_recent)
+    assert sorted(hold_x) == [float(v) for v in range(n_old + n_recent - len(hold_x),
+                                                      n_old + n_recent)]  # fmt: skip
+    recent_train = n_recent - len(hold_x)
+    older = [x for x in train_x if x < n_old]
+    assert len(older) == min(round(older_share / (1 - older_share) * recent_train), n_old)
+    assert len(train_x) == recent_train + len(older)
+    assert chosen.train["x"].is_monotonic_increasing
+    again = select_rows(frame, spec, now=NOW)
+    pd.testing.assert_frame_equal(chosen.train, again.train)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from livemodel.demo.flights import FEATURES, TARGET
-from livemodel.errors import ConfigError, ConflictError
+from livemodel.errors import ConfigError, ConflictError, InvalidInputError
 from livemodel.loop.controller import LoopController
 from livemodel.loop.history import loop_runs
 
@@ -64,6 +64,10 @@ def test_a_worse_retrain_is_blocked_by_the_gate_and_cooldown_holds(drifted: Worl
     assert held.message.startswith("cooldown until 2013-08-05")
     assert len(trainers.CALLS) == calls
     assert actions(drifted).count("loop.retrain") == 1
+    status = ctl.status(NAME, AFTER_JUL + timedelta(hours=12))
+    assert status.cooldown_until == AFTER_JUL + timedelta(days=7)
+    assert [r.stage for r in status.runs] == ["gate_failed"] and status.running_rollout is None
+    assert status.to_dict()["policy"]["cooldown"] == "1w"
     # a restarted controller reads the cooldown from the audit log
     fresh = drifted.controller(policy(train="tests.loop.trainers:train_dummy"), owner="new")
     ctl.release()
@@ -179,3 +183,11 @@ def test_another_controller_holding_the_lease_blocks_ticks_and_manual_retrains(
     holder.release()
     assert other.acquire()
     other.release()
+
+
+def test_times_must_be_timezone_aware(shared: World) -> None:
+    ctl = shared.controller(policy())
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        ctl.tick(datetime(2013, 7, 29))
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        ctl.retrain(NAME, datetime(2013, 7, 29))
