@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from livemodel.errors import InvalidInputError, LivemodelError, NotFoundError
+from livemodel.serving import explain as explanations
 from livemodel.serving import oip
 from livemodel.serving.engine import PredictRequest
 from livemodel.serving.feedback import check_labels
@@ -219,6 +220,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         Route("/readyz", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        explanations.route(state, handled("explain", predict_scope)),
     ]
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
