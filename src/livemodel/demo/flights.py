@@ -60,3 +60,27 @@ def train(frame: pd.DataFrame, seed: int = 0) -> Any:
     model = make_model(seed)
     model.fit(frame[list(FEATURES)], frame[TARGET])
     return model
+
+
+class Sabotaged:
+    """A broken build for the demo: fails on a share of its calls once deployed.
+
+    It only misbehaves in a process where ``LIVEMODEL_DEMO_SABOTAGE=1`` (the demo's server),
+    so registering it works like registering any model.
+    """
+
+    def __init__(self, inner: Any, failure_rate: float) -> None:
+        self.inner = inner
+        self.failure_rate = failure_rate
+        self.classes_ = inner.classes_
+
+    def predict_proba(self, x: pd.DataFrame) -> Any:
+        import os
+        import random
+
+        if os.environ.get("LIVEMODEL_DEMO_SABOTAGE") == "1" and random.random() < self.failure_rate:
+            raise RuntimeError("sabotaged build")
+        return self.inner.predict_proba(x)
+
+    def predict(self, x: pd.DataFrame) -> Any:
+        return self.classes_[self.predict_proba(x).argmax(axis=1)]
