@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from livemodel.loop import history
 from livemodel.loop.data import load_pinned, pin, read_labelled, select_rows, utc
 from livemodel.loop.gate import GateResult, run_gate
 from livemodel.loop.history import LoopRun, last_retrain_at, loop_runs
+from livemodel.loop.outcomes import LoopStatus, TickOutcome
 from livemodel.loop.policy import LoopSettings, ModelPolicy
 from livemodel.loop.retrain import call_train, register_candidate, resolve_entry_point
 from livemodel.loop.triggers import Decision, evaluate, latest_window
@@ -39,51 +39,8 @@ LEASE = "loop-controller"
 _log = logging.getLogger("livemodel.loop")
 
 
-@dataclass(frozen=True)
-class TickOutcome:
-    """What the controller did for one model in one tick."""
-
-    model: str
-    action: str
-    message: str
-    decision: Decision | None = None
-    run: LoopRun | None = None
-    gate: GateResult | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "action": self.action,
-            "message": self.message,
-            "decision": None if self.decision is None else self.decision.to_dict(),
-            "run": None if self.run is None else self.run.to_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class LoopStatus:
-    model: str
-    policy: Mapping[str, Any]
-    runs: tuple[LoopRun, ...]
-    cooldown_until: datetime | None
-    running_rollout: str | None
-    aliases: Mapping[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "policy": dict(self.policy),
-            "aliases": dict(self.aliases),
-            "cooldown_until": None
-            if self.cooldown_until is None
-            else self.cooldown_until.isoformat(),
-            "running_rollout": self.running_rollout,
-            "runs": [r.to_dict() for r in self.runs],
-        }
-
-
-class _LostLeaseError(LivemodelError):
-    pass
+class _LostLeaseError(Exception):
+    """Another controller took the lease: stop acting at once (not an error to record)."""
 
 
 class LoopController:
@@ -126,7 +83,7 @@ class LoopController:
             try:
                 outcomes.append(self._tick_model(name, policy, now))
             except _LostLeaseError as exc:
-                outcomes.append(TickOutcome(name, "lost_lease", exc.message))
+                outcomes.append(TickOutcome(name, "lost_lease", str(exc)))
                 break
             except LivemodelError as exc:
                 _log.error("loop of %s: %s", name, exc)
@@ -153,9 +110,17 @@ class LoopController:
             "kinds": ["manual"],
             "hits": [{"kind": "manual", "message": reason or "manual retrain", "details": {}}],
         }
-        return self._start(
-            name, policy, now, trigger, parent=parent.version, message=reason or "manual retrain"
-        )
+        try:
+            return self._start(
+                name,
+                policy,
+                now,
+                trigger,
+                parent=parent.version,
+                message=reason or "manual retrain",
+            )
+        except _LostLeaseError as exc:
+            raise ConflictError(f"{exc} during the retrain; it resumes the run") from exc
 
     def policy(self, name: str) -> ModelPolicy:
         if name not in self.settings.models:
@@ -274,8 +239,6 @@ class LoopController:
         if candidate is None:
             try:
                 candidate = self._train(name, policy, run)
-            except _LostLeaseError:
-                raise
             except LivemodelError as exc:
                 self._event(name, history.RETRAIN_FAILED, run, exc.message, error=exc.message)
                 return self._outcome(name, run.run, "retrain_failed", exc.message)
@@ -294,8 +257,6 @@ class LoopController:
                         gate=gate.to_dict())  # fmt: skip
             if not gate.passed:
                 return self._outcome(name, run.run, "gate_failed", text, gate)
-        elif run.gate_passed is False:  # pragma: no cover - a gate failure is final
-            return self._outcome(name, run.run, "gate_failed", "the gate failed")
         return self._rollout(name, policy, run, candidate, gate)
 
     def _train(self, name: str, policy: ModelPolicy, run: LoopRun) -> int:
