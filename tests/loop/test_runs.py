@@ -191,3 +191,18 @@ def test_times_must_be_timezone_aware(shared: World) -> None:
         ctl.tick(datetime(2013, 7, 29))
     with pytest.raises(InvalidInputError, match="timezone-aware"):
         ctl.retrain(NAME, datetime(2013, 7, 29))
+
+
+def test_a_controller_that_loses_the_lease_stops_and_the_next_one_resumes(
+    drifted: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctl = drifted.controller(policy(), owner="slow")
+    answers = iter([True, False])  # holds the lease for the tick, loses it before training
+    monkeypatch.setattr(ctl, "acquire", lambda: next(answers))
+    (outcome,) = ctl.tick(AFTER_JUL)
+    assert outcome.action == "lost_lease"
+    assert actions(drifted) == ["loop.retrain"]  # no failure recorded: the run is unfinished
+    drifted.rollouts.store.release("loop-controller", "slow")
+    (resumed,) = drifted.controller(policy(), owner="next").tick(AFTER_JUL)
+    assert resumed.action == "rollout_started", resumed.message
+    assert actions(drifted)[0] == "loop.retrain" and actions(drifted).count("loop.retrain") == 1
