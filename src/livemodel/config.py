@@ -3,7 +3,11 @@
 - ``LIVEMODEL_HOME``: folder for the embedded backends (default ``./.livemodel``)
 - ``LIVEMODEL_DB_URL``: SQLAlchemy URL of the metadata database
   (default ``sqlite:///$LIVEMODEL_HOME/livemodel.db``)
-- ``LIVEMODEL_ARTIFACTS``: fsspec URL of the artifact store (``$LIVEMODEL_HOME/artifacts``)
+- ``LIVEMODEL_ARTIFACTS``: fsspec URL of the artifact store (``$LIVEMODEL_HOME/artifacts``),
+  e.g. ``s3://bucket/prefix`` (needs the ``s3`` extra)
+- ``LIVEMODEL_ARTIFACTS_OPTIONS``: a JSON object of fsspec storage options for that URL,
+  e.g. ``{"endpoint_url": "http://minio:9000"}`` (credentials are better left to the
+  backend's own environment, such as ``AWS_ACCESS_KEY_ID``)
 - ``LIVEMODEL_LOGS``: folder of the prediction and label log (``$LIVEMODEL_HOME/logs``)
 - ``LIVEMODEL_ACTOR``: who the audit log records (``user@host``)
 - ``LIVEMODEL_CONFIG``: the project file with serving, monitoring and loop settings
@@ -20,6 +24,7 @@ builds them from a :class:`Settings`.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import tomllib
@@ -45,6 +50,8 @@ class Settings:
     metrics_dir: str | None = None
     #: run the rollout (and loop) controller inside each server process
     serve_controller: bool = False
+    #: fsspec storage options of ``artifact_url`` (kept out of repr: may hold secrets)
+    artifact_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def serving(self) -> Mapping[str, Any]:
@@ -67,6 +74,7 @@ class Settings:
             artifact_url=env.get("LIVEMODEL_ARTIFACTS") or None,
             log_dir=env.get("LIVEMODEL_LOGS") or None,
             actor=env.get("LIVEMODEL_ACTOR") or None,
+            artifact_options=parse_storage_options(env.get("LIVEMODEL_ARTIFACTS_OPTIONS")),
         )
         return replace(
             settings,
@@ -85,6 +93,7 @@ class Settings:
         artifact_url: str | None = None,
         log_dir: str | Path | None = None,
         actor: str | None = None,
+        artifact_options: Mapping[str, Any] | None = None,
     ) -> Settings:
         """Settings rooted at ``home``, each backend overridable."""
         home = Path(home).expanduser().absolute()
@@ -96,7 +105,24 @@ class Settings:
             artifact_url=artifact_url or str(home / "artifacts"),
             log_dir=Path(log_dir) if log_dir else home / "logs",
             actor=actor or _default_actor(),
+            artifact_options=dict(artifact_options or {}),
         )
+
+
+def parse_storage_options(text: str | None) -> dict[str, Any]:
+    """``LIVEMODEL_ARTIFACTS_OPTIONS``: a JSON object (empty or unset: no options)."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        options = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise ConfigError(f"LIVEMODEL_ARTIFACTS_OPTIONS is not valid JSON: {exc}") from exc
+    if not isinstance(options, dict):
+        raise ConfigError(
+            f"LIVEMODEL_ARTIFACTS_OPTIONS must be a JSON object of storage options, "
+            f"got {type(options).__name__}"
+        )
+    return options
 
 
 def read_project_file(path: Path) -> dict[str, Any]:

@@ -24,7 +24,8 @@ def connect(settings: Settings | None = None) -> Registry:
     """A registry on the configured database and artifact store (environment by default)."""
     settings = settings or Settings.from_env()
     db = open_database(settings.db_url)
-    return Registry(MetadataStore(db), ArtifactStore(settings.artifact_url), actor=settings.actor)
+    artifacts = ArtifactStore(settings.artifact_url, settings.artifact_options)
+    return Registry(MetadataStore(db), artifacts, actor=settings.actor)
 
 
 def serving_state(settings: Settings, options: ServerOptions) -> ServingState:
