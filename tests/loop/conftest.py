@@ -137,7 +137,7 @@ def write_traffic(
     records = []
     for i, (row, t) in enumerate(zip(rows, times, strict=True)):
         features = {
-            k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()
+            str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()
         }
         out = outputs.iloc[i]
         records.append(
