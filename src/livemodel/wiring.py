@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from livemodel.config import Settings
@@ -99,18 +98,30 @@ def loop_controller(settings: Settings | None = None) -> LoopController | None:
     return LoopController(registry, monitor, rollouts, policies)
 
 
-def controller_tick(settings: Settings | None = None) -> Callable[[], object]:
+class ControllerTick:
     """One tick of everything a controller follows: running rollouts, then loop policies."""
-    from datetime import UTC, datetime
 
-    settings = settings or Settings.from_env()
-    rollouts = rollout_controller(settings)
-    loop = loop_controller(settings)
+    def __init__(self, rollouts: RolloutController, loop: LoopController | None) -> None:
+        self.rollouts = rollouts
+        self.loop = loop
 
-    def tick() -> object:
-        events: list[object] = list(rollouts.tick())
-        if loop is not None:
-            events.extend(loop.tick(datetime.now(UTC)))
+    def __call__(self) -> list[object]:
+        from datetime import UTC, datetime
+
+        events: list[object] = list(self.rollouts.tick())
+        if self.loop is not None:
+            events.extend(self.loop.tick(datetime.now(UTC)))
         return events
 
-    return tick
+    def release(self) -> None:
+        """Give up both leases, so a restarted controller does not wait for them to expire."""
+        from livemodel.rollout.controller import LEASE
+
+        self.rollouts.store.release(LEASE, self.rollouts.owner)
+        if self.loop is not None:
+            self.loop.release()
+
+
+def controller_tick(settings: Settings | None = None) -> ControllerTick:
+    settings = settings or Settings.from_env()
+    return ControllerTick(rollout_controller(settings), loop_controller(settings))

