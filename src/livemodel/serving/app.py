@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from livemodel.errors import InvalidInputError, LivemodelError, NotFoundError
 from livemodel.serving import explain as explanations
-from livemodel.serving import oip
+from livemodel.serving import oip, ui
 from livemodel.serving.engine import PredictRequest
 from livemodel.serving.feedback import check_labels
 from livemodel.serving.http import error_response, json_response, read_json, records_from
@@ -221,6 +221,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         explanations.route(state, handled("explain", predict_scope)),
+        *ui.routes(state, handled),
     ]
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
