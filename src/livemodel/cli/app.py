@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from livemodel.cli import (
     loop_commands,
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             err.print(f"error: {exc}")
         sys.exit(int(getattr(exc, "exit_code", 2)))
     except LivemodelError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -44,7 +44,7 @@ max_rows = 500
 
 [loop.models.flights]
 train = "livemodel.demo.flights:train"
-cooldown = "1s"
+cooldown = "20s"
 
 [loop.models.flights.monitor]
 window = "{window}rows"

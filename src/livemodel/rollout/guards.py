@@ -58,10 +58,14 @@ class GuardSpec:
 
 def default_guards(*, shadow: bool, classifier: bool, has_estimator: bool) -> tuple[GuardSpec, ...]:
     """The guards livemodel applies unless told otherwise."""
+    # ``null_delta`` is the difference tolerated before a guard may roll back: with enough
+    # traffic any difference is significant, and a 1% latency wobble is not a regression.
     guards = [
         GuardSpec("errors", "proportion", "lower_is_better", 0.02),
-        GuardSpec("latency", "proportion", "lower_is_better", 0.05, required=False),
-        GuardSpec("flags", "proportion", "lower_is_better", 0.05, required=False),
+        GuardSpec(
+            "latency", "proportion", "lower_is_better", 0.05, required=False, null_delta=0.02
+        ),
+        GuardSpec("flags", "proportion", "lower_is_better", 0.05, required=False, null_delta=0.02),
     ]
     if shadow:
         if classifier:
@@ -70,8 +74,12 @@ def default_guards(*, shadow: bool, classifier: bool, has_estimator: bool) -> tu
             )
         return tuple(guards)
     if has_estimator:
-        guards.append(GuardSpec("estimated", "mean", "higher_is_better", 0.03))
-    guards.append(GuardSpec("accuracy", "proportion", "higher_is_better", 0.03, required=False))
+        guards.append(GuardSpec("estimated", "mean", "higher_is_better", 0.03, null_delta=-0.01))
+    guards.append(
+        GuardSpec(
+            "accuracy", "proportion", "higher_is_better", 0.03, required=False, null_delta=-0.01
+        )
+    )
     return tuple(guards)
 
 
