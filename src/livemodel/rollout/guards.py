@@ -60,19 +60,19 @@ def default_guards(*, shadow: bool, classifier: bool, has_estimator: bool) -> tu
     """The guards livemodel applies unless told otherwise."""
     # ``null_delta`` is the difference tolerated before a guard may roll back: with enough
     # traffic any difference is significant, and a 1% latency wobble is not a regression.
-    guards = [
-        GuardSpec("errors", "proportion", "lower_is_better", 0.02),
-        GuardSpec(
-            "latency", "proportion", "lower_is_better", 0.05, required=False, null_delta=0.02
-        ),
-        GuardSpec("flags", "proportion", "lower_is_better", 0.05, required=False, null_delta=0.02),
-    ]
+    guards = [GuardSpec("errors", "proportion", "lower_is_better", 0.02)]
     if shadow:
+        # Shadow copies queue behind each other off the response path, so their latency says
+        # nothing about what users would see, and the same inputs give the same flag rate.
         if classifier:
             guards.append(
                 GuardSpec("divergence", "proportion", "lower_is_better", 0.05, null_delta=0.2)
             )
         return tuple(guards)
+    for name in ("latency", "flags"):  # vote only to roll back, past a 2-point tolerance
+        guards.append(
+            GuardSpec(name, "proportion", "lower_is_better", 0.05, required=False, null_delta=0.02)
+        )
     if has_estimator:
         guards.append(GuardSpec("estimated", "mean", "higher_is_better", 0.03, null_delta=-0.01))
     guards.append(
