@@ -172,7 +172,7 @@ class RolloutController:
             shadow=state.shadow,
             proba_columns=proba_columns,
             confidence=self._confidences(state),
-            latency_threshold_ms=champion_p99(window),
+            latency_threshold_ms=_slow(champion_p99(window)),
         )
         values = dict(obs.values)
         if any(g.name in ("accuracy", "outcome") for g in state.phase_guards()):
@@ -259,6 +259,13 @@ class RolloutController:
             **dict(event.details),
         }
         self.registry.record_event(state.model, action, reason=event.reason, details=details)
+
+
+def _slow(p99: float | None) -> float | None:
+    """A candidate request counts as slow past 1.5x the champion's p99: a canary's arm gets
+    smaller batches than the champion's, so small latency differences are the canary's own,
+    while a model that is really slower (2x, 10x) still shows."""
+    return None if p99 is None else 1.5 * p99
 
 
 def _source(spec: GuardSpec, metric: str | None) -> str:
