@@ -20,7 +20,7 @@ from livemodel.wiring import connect
 def test_shortened_lifecycle(tmp_path: Path) -> None:
     said: list[str] = []
     result = lifecycle.run(
-        tmp_path / "home", months=(4, 5, 6, 7, 8), per_month=2500, say=said.append
+        tmp_path / "home", months=(4, 5, 6, 7, 8), per_month=2000, say=said.append
     )
     assert result.requests > 400
     assert result.failed_requests == 0

