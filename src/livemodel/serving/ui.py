@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from livemodel.errors import LivemodelError, NotFoundError
+from livemodel.errors import LivemodelError
 from livemodel.monitor.resultstore import ResultStore, StoredResult
 from livemodel.rollout.machine import RolloutState
 from livemodel.serving.http import json_response
@@ -95,15 +95,18 @@ class Dashboard:
 
     # -- routes ------------------------------------------------------------------------
     async def overview_page(self, request: Request) -> Response:
-        data = await asyncio.to_thread(self.overview)
+        try:
+            data = await asyncio.to_thread(self.overview)
+        except LivemodelError as exc:  # e.g. the database is down for a moment
+            return self._page("error.html", status=exc.http_status, message=exc.message)
         return self._page("overview.html", data=data, api="/ui/api/overview")
 
     async def model_page(self, request: Request) -> Response:
         name = request.path_params["name"]
         try:
             data = await asyncio.to_thread(self.model, name)
-        except NotFoundError as exc:
-            return self._page("missing.html", status=404, message=exc.message)
+        except LivemodelError as exc:  # an unknown model is a 404 page
+            return self._page("error.html", status=exc.http_status, message=exc.message)
         return self._page("model.html", data=data, api=f"/ui/api/models/{name}")
 
     async def overview_api(self, request: Request) -> Response:
@@ -127,7 +130,7 @@ class Dashboard:
 
     def _page(self, template: str, *, status: int = 200, **context: Any) -> Response:
         nonce = secrets.token_urlsafe(16)
-        html = self.templates.get_template(template).render(nonce=nonce, **context)
+        html = self.templates.get_template(template).render(nonce=nonce, status=status, **context)
         policy = (
             f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self' "
             "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
