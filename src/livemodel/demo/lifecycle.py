@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import pandas as pd
 from livemodel.config import Settings
 from livemodel.demo import flights
 from livemodel.errors import LivemodelError
-from livemodel.wiring import connect, controller_tick
+from livemodel.wiring import connect, loop_controller, rollout_controller
 
 MODEL = "flights"
 MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -44,7 +45,7 @@ max_rows = 500
 
 [loop.models.flights]
 train = "livemodel.demo.flights:train"
-cooldown = "90s"
+cooldown = "45d"            # in replayed time: at most one retrain per six weeks
 
 [loop.models.flights.monitor]
 window = "{window}rows"
@@ -147,11 +148,13 @@ def run(
     }
     env.pop("LIVEMODEL_DB_URL", None)
     server, url = _start_server(home, env)
-    tick = controller_tick(Settings.from_env(env))
+    clock = ReplayClock()
+    tick = _ticker(Settings.from_env(env), clock)
     try:
         with httpx.Client(base_url=url, timeout=60) as client:
             pending: list[tuple[str, int]] = []
             for month in months:
+                clock.month = month
                 rows = data[data["month"] == month].sample(n=per_month, random_state=month)
                 answered = _send(client, rows, result)
                 if pending:
@@ -168,6 +171,31 @@ def run(
         server.wait(timeout=30)
     result.report = _write_report(home, env, say)
     return result
+
+
+class ReplayClock:
+    """The loop's clock: wall time plus a month per replayed month (cooldowns, schedules).
+
+    It stays ahead of the wall clock, so labels logged now count as known."""
+
+    def __init__(self) -> None:
+        self.month = 4
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(days=30 * (self.month - 4))
+
+
+def _ticker(settings: Settings, clock: ReplayClock) -> Callable[[], object]:
+    rollouts = rollout_controller(settings)
+    loop = loop_controller(settings)
+
+    def tick() -> object:
+        events: list[object] = list(rollouts.tick())
+        if loop is not None:
+            events.extend(loop.tick(clock.now()))
+        return events
+
+    return tick
 
 
 def _start_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
