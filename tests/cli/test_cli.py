@@ -213,15 +213,3 @@ def test_bad_database_urls(home: Path, url: str, message: str) -> None:
 def test_models_list_on_an_empty_home(tmp_path: Path) -> None:
     assert "no models registered yet" in ok(tmp_path, "models", "list")
     assert json.loads(ok(tmp_path, "models", "list", "--json")) == []
-
-
-@pytest.mark.slow
-def test_demo_registers_the_flights_model(tmp_path: Path) -> None:
-    out = ok(tmp_path, "demo")
-    assert "flights@1" in out and "holdout metrics" in out
-    card: dict[str, Any] = json.loads(
-        ok(tmp_path, "models", "show", "flights@production", "--json")
-    )
-    assert card["signature"]["task"]["target"] == TARGET
-    assert card["lineage"]["data"]["rows"] > 50_000
-    assert card["metrics"]["holdout"]["roc_auc"]["value"] > 0.85

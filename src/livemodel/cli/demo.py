@@ -16,6 +16,7 @@ MARKER = "LIVEMODEL_DEMO"
 def run_demo(home: Path, *, first_month: int, last_month: int, per_month: int) -> None:
     from livemodel.demo import lifecycle
 
+    home = home.expanduser().absolute()  # the server runs in it: a relative path would move
     if not 4 <= first_month <= last_month <= 12:
         raise InvalidInputError("months must satisfy 4 <= --from <= --to <= 12")
     if home.exists():

@@ -104,6 +104,7 @@ def run(
     """Run the whole story under ``home`` (a fresh folder) and return what happened."""
     # scikit-learn warns when another library uses its joblib helper; nothing to act on here.
     warnings.filterwarnings("ignore", message=".*sklearn.utils.parallel.delayed.*")
+    home = home.absolute()
     home.mkdir(parents=True, exist_ok=True)
     settings = Settings.at(home, actor="demo")
     result = DemoResult(home=home)
