@@ -22,6 +22,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
@@ -384,3 +386,52 @@ def test_an_empty_reference_is_a_model_error(shap: Any, models: Models) -> None:
     handle = handle_of(model, data, TARGET)
     with pytest.raises(ModelError, match="empty"):
         explain.build_explainer(shap, handle, data.iloc[:0])
+
+
+@pytest.fixture(scope="module")
+def fitted_explainers(shap: Any, models: Models) -> list[tuple[Any, ModelHandle]]:
+    """The forest and linear pipelines of the shared fixtures, explained in this process."""
+    data = models.data.iloc[:3000]
+    out = []
+    for model in (models.forest, models.linear_v1):
+        handle = handle_of(model, data, TARGET)
+        out.append((explain.build_explainer(shap, handle, data.iloc[:300]), handle))
+    return out
+
+
+ROWS = st.fixed_dictionaries(
+    {
+        "dep_delay": st.one_of(st.none(), st.floats(-100, 1500)),
+        "sched_hour": st.integers(0, 23),
+        "distance": st.floats(1, 5000),
+        "carrier": st.sampled_from(["AA", "UA", "B6", "??", ""]),
+        "origin": st.sampled_from(["EWR", "JFK", "LGA", "nowhere"]),
+    }
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=ROWS, klass=st.sampled_from([None, 0, 1, "0", "1"]))
+def test_contributions_add_up_for_any_row(
+    fitted_explainers: list[tuple[Any, ModelHandle]],
+    models: Models,
+    values: dict[str, Any],
+    klass: Any,
+) -> None:
+    """Whatever the values (missing, unseen categories, out of range), the sum holds, and
+    the output is the model's own (its probability, or its decision function's log-odds)."""
+    row = {**records(models.data.iloc[:1])[0], **values}
+    for explainer, handle in fitted_explainers:
+        frame = validate(handle.version.signature, [row]).frame
+        body = explain.explain_rows(explainer, handle, frame, klass)
+        assert_additive(body, list(FEATURES))
+        item = body["explanations"][0]
+        assert str(item["class"]) == ("1" if klass is None else str(klass))
+        if body["output"] == "probability":
+            expected = handle.model.predict_proba(frame)[0, int(item["class"])]
+        else:
+            sign = 1.0 if int(item["class"]) == 1 else -1.0
+            expected = sign * float(handle.model.decision_function(frame)[0])
+        assert item["output"] == pytest.approx(expected, abs=TOL)
