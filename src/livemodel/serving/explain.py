@@ -41,6 +41,7 @@ from starlette.routing import Route
 
 from livemodel.errors import InvalidInputError, LivemodelError, ModelError, ValidationError
 from livemodel.schema.validation import validate
+from livemodel.serving.engine import ModelEndpoint
 from livemodel.serving.handles import ModelHandle
 from livemodel.serving.http import PayloadTooLargeError, json_response, read_json, records_from
 from livemodel.serving.state import ServingState
@@ -56,6 +57,12 @@ KERNEL_BACKGROUND = 20
 CACHE_SIZE = 8
 _CHECK_ROWS = 20
 _TOLERANCE = 1e-6
+SPACES = {  # the output space an explanation adds up to
+    "probability": "probability of the explained class",
+    "log_odds": "log-odds of the explained class (before the sigmoid)",
+    "raw_margin": "raw margin of the explained class (before the softmax)",
+    "value": "the predicted value",
+}
 
 
 class ShapUnavailableError(LivemodelError):
@@ -373,19 +380,30 @@ def route(state: ServingState, wrap: Callable[[Handler], Handler]) -> Route:
         body = await read_json(request, state.options.max_body_bytes)
         records = records_from(body, state.options.max_rows)
         wanted = body.get("class") if isinstance(body, dict) else None
-        handle, options = endpoint.handle, endpoint.options
+        handle = endpoint.handle  # one version for the whole request
         async with one_at_a_time:
-            explainer = await asyncio.to_thread(cache.get, handle)
-            if len(records) > explainer.max_rows:
-                raise PayloadTooLargeError(
-                    f"{len(records)} records is over the limit of {explainer.max_rows} "
-                    f"rows per request for the {explainer.method}"
-                )
-            frame = _admitted(handle, records, options.validation, options.reject_kinds)
-            answer = await asyncio.to_thread(explain_rows, explainer, handle, frame, wanted)
+            answer = await asyncio.to_thread(_answer, cache, handle, endpoint, records, wanted)
         return json_response({"model": endpoint.name, "version": handle.number, **answer})
 
     return Route("/v1/models/{name}/explain", wrap(explain), methods=["POST"])
+
+
+def _answer(
+    cache: ExplainerCache,
+    handle: ModelHandle,
+    endpoint: ModelEndpoint,
+    records: list[dict[str, Any]],
+    wanted: Any,
+) -> dict[str, Any]:
+    explainer = cache.get(handle)
+    if len(records) > explainer.max_rows:
+        raise PayloadTooLargeError(
+            f"{len(records)} records is over the limit of {explainer.max_rows} "
+            f"rows per request for the {explainer.method}"
+        )
+    options = endpoint.options
+    frame = _admitted(handle, records, options.validation, options.reject_kinds)
+    return explain_rows(explainer, handle, frame, wanted)
 
 
 def _admitted(
@@ -444,7 +462,7 @@ def explain_rows(
     return {
         "method": explainer.method,
         "output": explainer.space,
-        "output_description": _describe(explainer.space),
+        "output_description": SPACES[explainer.space],
         "additivity_error": error,
         "explanations": items,
     }
@@ -477,12 +495,3 @@ def _targets(
     if n_out == 1 and len(classes) == 2:  # log-odds of class 1; class 0's are their negation
         return np.zeros(n, dtype=np.intp), np.where(index == 1, 1.0, -1.0), explained
     raise ModelError(f"the explainer has {n_out} outputs for {len(classes)} classes")
-
-
-def _describe(space: str) -> str:
-    return {
-        "probability": "probability of the explained class",
-        "log_odds": "log-odds of the explained class (before the sigmoid)",
-        "raw_margin": "raw margin of the explained class (before the softmax)",
-        "value": "the predicted value",
-    }[space]
