@@ -43,6 +43,11 @@ PROJECT = """
 poll_seconds = 0.5
 max_rows = 500
 
+[serving.models.flights]
+# Refuse requests with missing or mistyped fields; a null weather reading is flagged, not
+# refused (a retrained version may have seen no nulls in its snapshot, and the trees cope).
+reject_kinds = ["missing_column", "wrong_type"]
+
 [loop.models.flights]
 train = "livemodel.demo.flights:train"
 cooldown = "45d"            # in replayed time: at most one retrain per six weeks
