@@ -189,7 +189,9 @@ class LogReader:
     ) -> tuple[str, list[object]]:
         where = _row_filter(version, start, end)
         wanted = _column_list(columns)
-        needed = None if wanted is None else frozenset(wanted) | {"time", "prediction_id", "version"}
+        needed = (
+            None if wanted is None else frozenset(wanted) | {"time", "prediction_id", "version"}
+        )
         src = self._sources(con, model, PREDICTIONS, where, needed)
         names = src.columns if wanted is None else wanted
         select = [f"p.{_ident(n)}" if n in src.columns else f"NULL AS {_ident(n)}" for n in names]
