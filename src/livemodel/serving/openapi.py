@@ -155,6 +155,35 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/v1/models/{name}/explain": {
+            "post": {
+                "summary": "Per-feature SHAP contributions for records (sum to output - base)",
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": True,
+                    **_json({"$ref": "#/components/schemas/Records"}),
+                },
+                "responses": {
+                    "200": {"description": "contributions, base value and output per row"},
+                    "400": _ERROR,
+                    "404": _ERROR,
+                    "422": _ERROR,
+                    "501": _ERROR,
+                },
+            }
+        },
+        "/ui": {
+            "get": {
+                "summary": "The live dashboard (HTML)",
+                "responses": {"200": {"description": "page"}},
+            }
+        },
+        "/ui/api/overview": {
+            "get": {
+                "summary": "The dashboard's data (JSON)",
+                "responses": {"200": {"description": "overview"}},
+            }
+        },
         "/v1/models": {
             "get": {
                 "summary": "Served models and versions",
