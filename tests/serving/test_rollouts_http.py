@@ -131,38 +131,40 @@ def wait_for_end(server: Server, name: str, seconds: float) -> dict[str, Any]:
     raise AssertionError(f"rollout of {name} still running: {status(server, name)}")
 
 
-def test_healthy_candidate_goes_through_shadow_and_canary_to_production(
-    rollout_server: Server, models: Models, tmp_path: Path
-) -> None:
-    server = rollout_server
+def roll_out(
+    server: Server, name: str, plan: str, pool: list[dict[str, Any]], where: Path, *extra: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Start a rollout of version 2 under load; return its final state and the outcomes."""
     cli(
         server.home,
         server.faults,
         "rollout",
         "start",
-        "healthy",
+        name,
         "--candidate",
         "2",
         "--plan",
-        "shadow,canary:20,50,100",
-        "--min-step-samples",
-        "60",
+        plan,
+        *extra,
     )
-    load = start_load(
-        server,
-        "healthy",
-        records(models.data.iloc[:400]),
-        tmp_path / "load",
-        seconds=150,
-        threads=4,
-        max_requests=40_000,
-    )
+    load = start_load(server, name, pool, where, seconds=150, threads=4, max_requests=40_000)
     try:
-        final = wait_for_end(server, "healthy", 150)
+        final = wait_for_end(server, name, 150)
     finally:
         load.stop()
+    return final, load.outcomes()
+
+
+def test_healthy_candidate_goes_through_shadow_and_canary_to_production(
+    rollout_server: Server, models: Models, tmp_path: Path
+) -> None:
+    server = rollout_server
+    pool = records(models.data.iloc[:400])
+    final, outcomes = roll_out(
+        server, "healthy", "shadow,canary:20,50,100", pool, tmp_path, "--min-step-samples", "60"
+    )
     assert final["status"] == "promoted", final
-    assert all(o["ok"] for o in load.outcomes())
+    assert all(o["ok"] for o in outcomes)
     assert registry_at(server.home).get("healthy@production").version == 2
     actions = [
         e["action"]
@@ -181,35 +183,13 @@ def test_candidate_failing_20_percent_is_rolled_back_without_failed_requests(
     rollout_server: Server, models: Models, tmp_path: Path
 ) -> None:
     server = rollout_server
-    cli(
-        server.home,
-        server.faults,
-        "rollout",
-        "start",
-        "flaky",
-        "--candidate",
-        "2",
-        "--plan",
-        "canary:10,50,100",
+    final, outcomes = roll_out(
+        server, "flaky", "canary:10,50,100", records(models.data.iloc[:400]), tmp_path
     )
-    load = start_load(
-        server,
-        "flaky",
-        records(models.data.iloc[:400]),
-        tmp_path / "load",
-        seconds=90,
-        threads=4,
-        max_requests=20_000,
-    )
-    try:
-        final = wait_for_end(server, "flaky", 90)
-    finally:
-        load.stop()
     assert final["status"] == "rolled_back", final
     assert final["reason"].startswith("errors:")
     errors = next(r for r in final["last_readings"] if r["guard"] == "errors")
     assert errors["n_candidate"] <= 200, errors
-    outcomes = load.outcomes()
     assert outcomes and all(o["ok"] for o in outcomes), [o for o in outcomes if not o["ok"]][:3]
     assert registry_at(server.home).get("flaky@production").version == 1
 
@@ -218,32 +198,11 @@ def test_less_accurate_candidate_is_rolled_back_by_estimated_performance(
     rollout_server: Server, models: Models, tmp_path: Path
 ) -> None:
     server = rollout_server
-    cli(
-        server.home,
-        server.faults,
-        "rollout",
-        "start",
-        "worse",
-        "--candidate",
-        "2",
-        "--plan",
-        "canary:50,100",
+    final, outcomes = roll_out(
+        server, "worse", "canary:50,100", records(models.data.iloc[:1500]), tmp_path
     )
-    load = start_load(
-        server,
-        "worse",
-        records(models.data.iloc[:1500]),
-        tmp_path / "load",
-        seconds=120,
-        threads=4,
-        max_requests=40_000,
-    )
-    try:
-        final = wait_for_end(server, "worse", 120)
-    finally:
-        load.stop()
     assert final["status"] == "rolled_back", final
     assert "estimated" in final["reason"]
     estimated = next(r for r in final["last_readings"] if r["guard"] == "estimated")
     assert estimated["effect"] < 0 and estimated["ci"][1] < 0
-    assert all(o["ok"] for o in load.outcomes())
+    assert all(o["ok"] for o in outcomes)

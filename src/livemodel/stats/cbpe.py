@@ -99,7 +99,7 @@ class CBPE:
         task: Literal["binary", "multiclass"] = "binary",
         *,
         metrics: Sequence[str] = CBPE_METRICS,
-        calibration: Literal["isotonic"] | None = "isotonic",
+        calibration: Literal["isotonic", "always"] | None = "isotonic",
         threshold: float = 0.5,
         average: Average = "macro",
         band_sigmas: float = 3.0,
@@ -123,8 +123,10 @@ class CBPE:
         unknown = [m for m in self.metrics if m not in CBPE_METRICS]
         if unknown or isinstance(self.metrics, str) or not self.metrics:
             raise InvalidInputError(f"metrics must be a non-empty subset of {CBPE_METRICS}")
-        if self.calibration not in ("isotonic", None):
-            raise InvalidInputError(f"calibration must be 'isotonic' or None: {self.calibration!r}")
+        if self.calibration not in ("isotonic", "always", None):
+            raise InvalidInputError(
+                f"calibration must be 'isotonic', 'always' or None: {self.calibration!r}"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise InvalidInputError(f"threshold must lie in (0, 1), got {self.threshold}")
         if self.average not in ("macro", "micro", "weighted"):
@@ -161,9 +163,11 @@ class CBPE:
             raise InvalidInputError("every class must occur at least twice in the reference")
         columns = [1] if k == 2 else list(range(k))
         calibrators: dict[int, IsotonicRegression] = {}
-        for c in columns if self.calibration == "isotonic" else []:
+        for c in columns if self.calibration in ("isotonic", "always") else []:
             try:
-                needed = _needs_calibration(codes == c, proba[:, c], self.seed)
+                needed = self.calibration == "always" or _needs_calibration(
+                    codes == c, proba[:, c], self.seed
+                )
             except ValueError as exc:  # too few rows for stratified held-out splits
                 raise InvalidInputError(f"reference too small to check calibration: {exc}") from exc
             if needed:
