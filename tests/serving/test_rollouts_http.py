@@ -3,8 +3,8 @@
 - a healthy candidate goes through shadow and every canary step and is promoted;
 - a candidate raising on 20% of its requests is rolled back within 200 canary requests
   while no client request fails;
-- a candidate that is less accurate is rolled back by the estimated-performance guard
-  before any label arrives.
+- a candidate that is less accurate (it ignores the departure delay) is rolled back by the
+  estimated-performance guard before any label arrives.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tests.serving.conftest import (
     Models,
     Server,
@@ -26,7 +31,7 @@ from tests.serving.conftest import (
     start_server,
 )
 
-from livemodel.demo.flights import TARGET
+from livemodel.demo.flights import CATEGORICAL, FEATURES, NUMERIC, TARGET
 from livemodel.store.logreader import LogReader
 
 FLAKY_MODULE = '''
@@ -51,25 +56,20 @@ class Flaky:
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-
-class Degraded:
-    """Swaps its answer on a fixed share of rows (chosen by a hash of the row)."""
-
-    def __init__(self, inner, share):
-        self.inner, self.share, self.classes_ = inner, share, inner.classes_
-
-    def predict_proba(self, X):
-        proba = np.array(self.inner.predict_proba(X), dtype=float)
-        delay = np.nan_to_num(X["dep_delay"].to_numpy(dtype=float, na_value=np.nan))
-        distance = np.nan_to_num(X["distance"].to_numpy(dtype=float, na_value=np.nan))
-        flip = (np.abs(delay * 7919 + distance * 104729) % 100) < self.share * 100
-        proba[flip] = proba[flip][:, ::-1]
-        return proba
-
-    def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 '''
+
+
+def weak_pipeline() -> Pipeline:
+    """A less accurate candidate: it never sees the departure delay, the best predictor."""
+    numeric = [c for c in NUMERIC if c != "dep_delay"]
+    encode = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL)),
+        ]
+    )
+    return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))])
+
 
 CONFIG = """
 [serving]
@@ -97,7 +97,7 @@ def rollout_server(
     for name, candidate in (
         ("healthy", models.linear_v1),
         ("flaky", lm_flaky.Flaky(models.linear_v1, 0.2)),
-        ("worse", lm_flaky.Degraded(models.linear_v1, 0.3)),
+        ("worse", weak_pipeline().fit(train[list(FEATURES)], train[TARGET])),
     ):
         registry.register(
             name, models.linear_v1, train, target=TARGET, validation=valid, alias="production"
