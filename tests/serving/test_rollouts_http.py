@@ -56,6 +56,26 @@ class Flaky:
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class Flipped:
+    """Fine on its reference, wrong on a share of rows once served, and exactly as confident:
+    only labels can tell (CBPE is calibrated on the reference)."""
+
+    def __init__(self, inner, share):
+        self.inner, self.share, self.classes_ = inner, share, inner.classes_
+
+    def predict_proba(self, X):
+        proba = np.array(self.inner.predict_proba(X), dtype=float)
+        delay = np.nan_to_num(X["dep_delay"].to_numpy(dtype=float, na_value=np.nan))
+        distance = np.nan_to_num(X["distance"].to_numpy(dtype=float, na_value=np.nan))
+        flip = (np.abs(delay * 7919 + distance * 104729) % 100) < self.share * 100
+        if "LM_FAULTS_TRACE" in os.environ:  # set for servers, not at registration
+            proba[flip] = proba[flip][:, ::-1]
+        return proba
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 '''
 
 
@@ -98,6 +118,7 @@ def rollout_server(
         ("healthy", models.linear_v1),
         ("flaky", lm_flaky.Flaky(models.linear_v1, 0.2)),
         ("worse", weak_pipeline().fit(train[list(FEATURES)], train[TARGET])),
+        ("flipped", lm_flaky.Flipped(models.linear_v1, 0.3)),
     ):
         registry.register(
             name, models.linear_v1, train, target=TARGET, validation=valid, alias="production"
@@ -108,7 +129,7 @@ def rollout_server(
         home,
         faults_dir,
         config=home / "livemodel.toml",
-        ready_models=("healthy", "flaky", "worse"),
+        ready_models=("healthy", "flaky", "worse", "flipped"),
         controller=True,
     )
     yield server
@@ -206,3 +227,47 @@ def test_less_accurate_candidate_is_rolled_back_by_estimated_performance(
     estimated = next(r for r in final["last_readings"] if r["guard"] == "estimated")
     assert estimated["effect"] < 0 and estimated["ci"][1] < 0
     assert all(o["ok"] for o in outcomes)
+
+
+def test_candidate_wrong_where_cbpe_cannot_see_is_rolled_back_once_labels_arrive(
+    rollout_server: Server, models: Models
+) -> None:
+    """Flipped answers keep their confidence, so only labels reveal them."""
+    server = rollout_server
+    cli(
+        server.home,
+        server.faults,
+        "rollout",
+        "start",
+        "flipped",
+        "--candidate",
+        "2",
+        "--plan",
+        "canary:50,100",
+        "--min-step-samples",
+        "100000",
+    )
+    pool = records(models.data.iloc[:1500])
+    truth = models.data[TARGET].iloc[:1500].tolist()
+    client = server.client()
+    sent: list[tuple[str, int]] = []
+    deadline = time.monotonic() + 150
+    state = status(server, "flipped")
+    i = 0
+    while state["status"] == "running" and time.monotonic() < deadline:
+        for _ in range(100):  # traffic, then the labels of that traffic (late, in a batch)
+            answer = client.post("/v1/models/flipped/predict", json={"records": [pool[i % 1500]]})
+            assert answer.status_code == 200, answer.text
+            sent.append((answer.json()["predictions"][0]["id"], int(truth[i % 1500])))
+            i += 1
+        labels = [{"id": pid, "label": y} for pid, y in sent]
+        assert (
+            client.post("/v1/models/flipped/feedback", json={"labels": labels}).status_code == 200
+        )
+        sent.clear()
+        time.sleep(1.0)
+        state = status(server, "flipped")
+    assert state["status"] == "rolled_back", state
+    assert "accuracy" in state["reason"], state["reason"]
+    accuracy = next(r for r in state["last_readings"] if r["guard"] == "accuracy")
+    assert accuracy["effect"] < -0.1 and accuracy["n_candidate"] > 0
