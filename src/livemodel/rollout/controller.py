@@ -287,9 +287,7 @@ def _fit_confidence(registry: Registry, model: str, version: int) -> Confidence 
     if task.target not in sample or any(c not in sample for c in columns):
         return None
     try:
-        # Always calibrate: the guard compares two versions' confidence, and an uncalibrated
-        # one (the check for "needed" is noisy) would make a worse candidate look as good.
-        cbpe = CBPE("binary" if len(columns) == 2 else "multiclass", calibration="always").fit(
+        cbpe = CBPE("binary" if len(columns) == 2 else "multiclass").fit(
             sample[task.target].to_numpy(), sample[columns].to_numpy(), classes=list(task.classes)
         )
     except LivemodelError as exc:
