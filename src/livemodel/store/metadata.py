@@ -86,12 +86,7 @@ class MetadataStore:
         now = _now()
         with self.db.write() as conn:
             model_id = self._lock_model(conn, name, create=True)
-            current = conn.execute(
-                sa.select(sa.func.max(model_versions.c.version)).where(
-                    model_versions.c.model_id == model_id
-                )
-            ).scalar_one()
-            version = (current or 0) + 1
+            version = (self._latest(conn, model_id) or 0) + 1
             conn.execute(
                 model_versions.insert().values(
                     model_id=model_id,
@@ -200,11 +195,7 @@ class MetadataStore:
     def resolve_alias(self, name: str, alias: str) -> int:
         with self.db.read() as conn:
             model_id = self._model_id(conn, name)
-            version = conn.execute(
-                sa.select(aliases.c.version).where(
-                    aliases.c.model_id == model_id, aliases.c.alias == alias
-                )
-            ).scalar_one_or_none()
+            version = _alias_version(conn, model_id, alias)
         if version is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         return int(version)
@@ -247,11 +238,7 @@ class MetadataStore:
         """
         with self.db.write() as conn:
             model_id = self._lock_model(conn, name)
-            current = conn.execute(
-                sa.select(aliases.c.version).where(
-                    aliases.c.model_id == model_id, aliases.c.alias == alias
-                )
-            ).scalar_one_or_none()
+            current = _alias_version(conn, model_id, alias)
             if current is None:
                 raise NotFoundError(f"model {name!r} has no alias {alias!r} to roll back")
             history: list[int] = []
@@ -366,11 +353,7 @@ class MetadataStore:
         ).scalar()
 
     def _move(self, conn: Connection, model_id: int, alias: str, version: int) -> int | None:
-        previous = conn.execute(
-            sa.select(aliases.c.version).where(
-                aliases.c.model_id == model_id, aliases.c.alias == alias
-            )
-        ).scalar_one_or_none()
+        previous = _alias_version(conn, model_id, alias)
         if previous is None:
             conn.execute(
                 aliases.insert().values(
@@ -384,6 +367,13 @@ class MetadataStore:
                 .values(version=version, updated_at=_now())
             )
         return None if previous is None else int(previous)
+
+
+def _alias_version(conn: Connection, model_id: int, alias: str) -> int | None:
+    version = conn.execute(
+        sa.select(aliases.c.version).where(aliases.c.model_id == model_id, aliases.c.alias == alias)
+    ).scalar_one_or_none()
+    return None if version is None else int(version)
 
 
 def _event(
