@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -32,9 +33,9 @@ def _pg_reason() -> str | None:
 _PG_DOWN = _pg_reason()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL schema for one test, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A URL on a new, empty PostgreSQL schema, dropped on exit (skips when unreachable)."""
     if _PG_DOWN:
         if REQUIRE_PG:
             pytest.fail(f"{_PG_DOWN} and LIVEMODEL_REQUIRE_POSTGRES=1")
@@ -43,10 +44,19 @@ def pg_url() -> Iterator[str]:
     engine = sa.create_engine(PG_BASE)
     with engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema for one test, dropped afterwards."""
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

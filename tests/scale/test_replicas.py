@@ -28,8 +28,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import sqlalchemy as sa
-from tests.conftest import _PG_DOWN, PG_BASE, REQUIRE_PG
+from tests.conftest import fresh_pg_schema
 from tests.serving.conftest import EXE, Load, Server, free_port, linear_pipeline, records
 
 from livemodel.config import Settings
@@ -154,18 +153,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[str]:
     """A fresh PostgreSQL schema shared by the module's replicas (``pg_url``, module-wide)."""
-    if _PG_DOWN:
-        if REQUIRE_PG:
-            pytest.fail(f"{_PG_DOWN} and LIVEMODEL_REQUIRE_POSTGRES=1")
-        pytest.skip(_PG_DOWN)
-    schema = f"lm_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(PG_BASE)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
