@@ -58,13 +58,22 @@ def run(
     as_json: bool = JSON,
     every: str | None = typer.Option(None, "--every", help="Run again every 5m, 1h, ..."),
     max_runs: int | None = typer.Option(None, "--max-runs", min=1, help="Stop after N runs."),
+    engine: str = typer.Option(
+        "local", "--engine", help="local, or ray: log segments summarised as Ray Data tasks."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join (default: start a local one)."
+    ),
 ) -> None:
     """Compute drift, data quality and performance per window; store and print them."""
+    from livemodel.engine import check_engine, ray_module
     from livemodel.monitor.windows import parse_duration, parse_window
 
     parse_window(window)  # a bad window is a usage error before anything is loaded
     interval = parse_duration(every) if every is not None else None
-    monitor = _monitor()
+    if check_engine(engine) == "ray":
+        ray_module()  # missing Ray is said before anything is loaded
+    monitor = _monitor(engine, ray_address)
     runs = 0
     try:
         while True:
@@ -81,7 +90,7 @@ def run(
         console.print(f"stopped after {runs} run(s)")
 
 
-def _monitor() -> Monitor:
+def _monitor(engine: str = "local", ray_address: str | None = None) -> Monitor:
     from livemodel.config import Settings
     from livemodel.monitor.resultstore import ResultStore
     from livemodel.monitor.runner import Monitor
@@ -90,7 +99,13 @@ def _monitor() -> Monitor:
 
     settings = Settings.from_env()
     registry = connect(settings)
-    return Monitor(registry, LogReader(settings.log_dir), ResultStore(registry.metadata.db))
+    return Monitor(
+        registry,
+        LogReader(settings.log_dir),
+        ResultStore(registry.metadata.db),
+        engine=engine,
+        ray_address=ray_address,
+    )
 
 
 def _run_once(

@@ -5,7 +5,9 @@
 requested range into windows, streams each window from the log in chunks
 (:meth:`~livemodel.store.logreader.LogReader.iter_batches`), summarises every chunk with
 the pure :func:`~livemodel.monitor.summary.log_chunk`, merges the summaries and runs the
-calculators. Memory is bounded by the chunk size and the row samples, not by the window.
+calculators. With ``engine="ray"`` the log's segments are summarised in groups as Ray
+Data tasks and merged here (:mod:`livemodel.monitor.partitions`). Memory is bounded by
+the chunk size and the row samples, not by the window.
 Results are saved with :class:`~livemodel.monitor.resultstore.ResultStore` (replacing a
 re-run window's results).
 """
@@ -18,12 +20,13 @@ from datetime import datetime
 
 import numpy as np
 
-from livemodel.errors import InvalidInputError, NotFoundError
+from livemodel.engine import check_engine
+from livemodel.errors import InvalidInputError
+from livemodel.monitor.partitions import summarize_windows
 from livemodel.monitor.reference import MonitorReference
-from livemodel.monitor.results import ALL, WindowResult
+from livemodel.monitor.results import WindowResult
 from livemodel.monitor.resultstore import ResultStore
 from livemodel.monitor.suite import MonitorSuite
-from livemodel.monitor.summary import WindowSummary, log_chunk, merge_all
 from livemodel.monitor.windows import (
     Window,
     WindowSpec,
@@ -71,12 +74,16 @@ class Monitor:
         *,
         suite: Callable[[], MonitorSuite] = MonitorSuite,
         batch_size: int = 65_536,
+        engine: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         self.registry = registry
         self.reader = reader
         self.store = store
         self.suite = suite
         self.batch_size = batch_size
+        self.engine = check_engine(engine)
+        self.ray_address = ray_address
         self._fitted: dict[tuple[str, int, tuple[str, ...]], MonitorSuite] = {}
 
     def resolve_version(self, name: str, version: int | None = None) -> int:
@@ -117,11 +124,33 @@ class Monitor:
         number = self.resolve_version(name, version)
         suite = self.fitted_suite(name, number, segments)
         windows = self._windows(name, number, spec, since, until)
+        summaries = summarize_windows(
+            self.reader,
+            name,
+            number,
+            suite.plan_,
+            windows,
+            engine=self.engine,
+            batch_size=self.batch_size,
+            address=self.ray_address,
+            progress=progress,
+        )
         results: list[WindowResult] = []
-        for i, w in enumerate(windows):
-            results.extend(self._window(name, number, spec.label, w, suite))
-            if progress is not None:
-                progress(i + 1, len(windows))
+        for w, summary in zip(windows, summaries, strict=True):
+            results.extend(
+                WindowResult(
+                    model=name,
+                    version=number,
+                    window=spec.label,
+                    start=w.start,
+                    end=w.end,
+                    segment=key,
+                    n_rows=summary[key].n_rows,
+                    n_labelled=summary[key].n_labelled,
+                    results=per_key,
+                )
+                for key, per_key in suite.calculate(summary).items()
+            )
         saved = self.store.save(results) if self.store is not None else 0
         return RunResult(name, number, spec.label, tuple(results), saved)
 
@@ -139,38 +168,3 @@ class Monitor:
         )
         times = table.column("time").to_numpy(zero_copy_only=False)
         return count_windows(np.asarray(times, dtype="datetime64[us]"), spec.rows, until)
-
-    def _window(
-        self, name: str, version: int, label: str, window: Window, suite: MonitorSuite
-    ) -> list[WindowResult]:
-        plan = suite.plan_
-        summaries: dict[str, WindowSummary] = {ALL: WindowSummary.empty(plan)}
-        try:
-            batches = self.reader.iter_batches(
-                name,
-                version=version,
-                start=window.start,
-                end=window.end,
-                columns=plan.log_columns(),
-                with_labels=plan.target is not None,
-                batch_size=self.batch_size,
-            )
-        except NotFoundError:
-            batches = iter(())
-        for batch in batches:
-            summaries = merge_all(summaries, log_chunk(plan, batch))
-        per_segment = suite.calculate(summaries)
-        return [
-            WindowResult(
-                model=name,
-                version=version,
-                window=label,
-                start=window.start,
-                end=window.end,
-                segment=key,
-                n_rows=summaries[key].n_rows,
-                n_labelled=summaries[key].n_labelled,
-                results=results,
-            )
-            for key, results in per_segment.items()
-        ]

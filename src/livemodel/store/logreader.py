@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -113,11 +113,14 @@ class LogReader:
         columns: Sequence[str] | None = None,
         with_labels: bool = False,
         batch_size: int = 65_536,
+        segments: Collection[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Like :meth:`window`, streamed as record batches of one schema, in no order.
 
         DuckDB works within ``stream_memory_mb`` (spilling joins to a temporary
-        directory), so a window of any length is read in bounded memory.
+        directory), so a window of any length is read in bounded memory. ``segments``
+        restricts the predictions read to the segments of those stems (see
+        :meth:`segments`); labels are always joined from every label segment.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive int: {batch_size!r}")
@@ -131,11 +134,23 @@ class LogReader:
                 end=end,
                 columns=columns,
                 labels=with_labels,
+                segments=segments,
             )
         except BaseException:
             con.close()
             raise
         return self._stream(con, sql, params, model, batch_size)
+
+    def segments(self, model: str) -> list[tuple[str, int]]:
+        """``(stem, bytes)`` of every prediction segment of ``model``: the partitions of
+        its log, for work spread over processes or machines."""
+        out = []
+        for segment in list_segments(self.root / check_model_name(model) / PREDICTIONS):
+            try:
+                out.append((segment.stem, segment.path.stat().st_size))
+            except FileNotFoundError:  # compacted meanwhile: the stem stays the same
+                out.append((segment.stem, 0))
+        return out
 
     def labels(self, model: str, *, history: bool = False) -> pa.Table:
         """Labels of ``model``: the latest per prediction id, or with ``history`` all of them.
@@ -186,13 +201,15 @@ class LogReader:
         end: datetime | None,
         columns: Sequence[str] | None,
         labels: bool,
+        segments: Collection[str] | None = None,
     ) -> tuple[str, list[object]]:
         where = _row_filter(version, start, end)
         wanted = _column_list(columns)
         needed = (
             None if wanted is None else frozenset(wanted) | {"time", "prediction_id", "version"}
         )
-        src = self._sources(con, model, PREDICTIONS, where, needed)
+        only = None if segments is None else frozenset(segments)
+        src = self._sources(con, model, PREDICTIONS, where, needed, only=only)
         names = src.columns if wanted is None else wanted
         select = [f"p.{_ident(n)}" if n in src.columns else f"NULL AS {_ident(n)}" for n in names]
         join = ""
@@ -217,12 +234,16 @@ class LogReader:
         kind: str,
         where: RowFilter | None,
         columns: frozenset[str] | None,
+        *,
+        only: frozenset[str] | None = None,
     ) -> _Sources:
         directory = self.root / check_model_name(model) / kind
         src = _Sources(con, kind)
         parquet: list[str] = []
         parts: list[str] = []
         for listed in list_segments(directory):
+            if only is not None and listed.stem not in only:
+                continue
             segment, data = (listed, None) if listed.state == "parquet" else read_jsonl(listed)
             if segment.state == "parquet" or data is None:
                 parquet.append(str(segment.path))
