@@ -42,10 +42,42 @@ class RunResult:
     error: str | None = None
     cpu_s: float | None = None  # user + system time of the child, from /usr/bin/time
     payload: dict[str, Any] = field(default_factory=dict)
+    # summed proportional set size of the tree (shared pages split between their users)
+    peak_pss_mb: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of session ``sid`` (the child's tree)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            if int(fields[3]) == sid:
+                pids.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return pids
+
+
+def _session_pss_kb(sid: int) -> int:
+    """Summed proportional set size of session ``sid``: shared memory (Ray's object
+    store, libraries) counted once in all, not once per process."""
+    total = 0
+    for pid in _session_pids(sid):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def _session_rss_kb(sid: int) -> int:
@@ -106,10 +138,13 @@ def run_child(
                 env=child_env,
                 start_new_session=True,  # its own session and process group
             )
-            peak_kb, error = 0, None
+            peak_kb, peak_pss_kb, polls, error = 0, 0, 0, None
             while proc.poll() is None:
                 rss = _session_rss_kb(proc.pid)
                 peak_kb = max(peak_kb, rss)
+                polls += 1
+                if polls % 10 == 1:  # smaps_rollup costs more: every 0.5 s
+                    peak_pss_kb = max(peak_pss_kb, _session_pss_kb(proc.pid))
                 elapsed = time.perf_counter() - start
                 if rss / 1024 > limits.rss_mb:
                     error = f"memory above {limits.rss_mb / 1024:.0f} GB after {elapsed:.0f} s"
@@ -128,7 +163,8 @@ def run_child(
         if error is None and not out.exists():
             error = "no result written"
         payload = json.loads(out.read_text()) if error is None else {}
-        return RunResult(round(wall, 3), round(peak_mb, 1), error, cpu, payload)
+        pss = round(peak_pss_kb / 1024, 1) if peak_pss_kb else None
+        return RunResult(round(wall, 3), round(peak_mb, 1), error, cpu, payload, pss)
 
 
 def _last_line(path: Path) -> str:
