@@ -1,8 +1,9 @@
 """One partition of a batch job, streamed: the pure function the engines map.
 
 :func:`score_partition` reads its row groups in chunks of ``batch_size`` rows
-(``iter_batches`` with ``pre_buffer=False``, so only the chunk at hand is in memory
-whatever the size of the file or its row groups), scores each chunk
+(``iter_batches`` with ``pre_buffer=False`` and a 1 MiB read buffer, so only the chunk
+at hand and a page per column are in memory whatever the size of the file or its row
+groups), scores each chunk
 (:func:`~livemodel.batch.chunk.score_chunk`) and streams the results into one output
 part file and one staged log segment. Everything it needs is plain picklable data
 (:class:`PartitionTask`), so it runs the same in this process and in a Ray worker; its
@@ -40,6 +41,9 @@ from livemodel.store.logbatch import StagedSegment, batch_stem
 __all__ = ["ModelSource", "PartitionResult", "PartitionTask", "remember", "score_partition"]
 
 _CACHE_SIZE = 4
+# Read column chunks through a buffer of this size: with none (pyarrow's default) each
+# column chunk of a row group is read whole, which for one huge row group is the file.
+_READ_BUFFER = 1 << 20
 _models: OrderedDict[str, Any] = OrderedDict()  # artifact sha256 -> deserialized estimator
 
 
@@ -163,7 +167,7 @@ def _batches(part: Partition, job: JobSpec) -> Iterator[pa.RecordBatch]:
     """The partition's rows in chunks; unreadable data is an InvalidInputError."""
     shown = repr(part.path)
     try:
-        with pq.ParquetFile(part.path, pre_buffer=False) as parquet:
+        with pq.ParquetFile(part.path, pre_buffer=False, buffer_size=_READ_BUFFER) as parquet:
             reader = parquet.iter_batches(
                 batch_size=job.batch_size,
                 row_groups=list(part.row_groups),

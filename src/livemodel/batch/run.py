@@ -55,7 +55,7 @@ from livemodel.batch.partition import (
     score_partition,
 )
 from livemodel.batch.source import ParquetInput, check_feature_types, open_input, plan
-from livemodel.engine import check_engine, map_partitions
+from livemodel.engine import check_engine, map_partitions, ray_module
 from livemodel.errors import ConflictError, InvalidInputError, StoreError
 from livemodel.registry.registry import Registry
 from livemodel.serving.handles import ModelHandle, load_handle
@@ -154,7 +154,8 @@ def score(
     model and a failing model are :class:`~livemodel.errors.LivemodelError` s raised
     before anything is published.
     """
-    engine = check_engine(engine)
+    if check_engine(engine) == "ray":
+        ray_module()  # no Ray, no work: say how to install it before reading anything
     options = options or ScoreOptions()
     started = datetime.now(UTC)
     source = open_input(input)

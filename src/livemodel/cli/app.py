@@ -16,6 +16,7 @@ from livemodel.cli import (
     registry_commands,
     report_commands,
     rollout_commands,
+    score_commands,
     serve_commands,
 )
 from livemodel.errors import LivemodelError
@@ -33,6 +34,7 @@ monitor_commands.install(app)
 rollout_commands.install(app)
 report_commands.install(app)
 loop_commands.install(app)
+score_commands.install(app)
 
 _debug = False
 
