@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
@@ -102,7 +103,7 @@ def _is_numeric(arr: npt.NDArray[Any], name: str) -> bool:
     if arr.dtype.kind in "US":
         return False
     if arr.dtype.kind == "O":
-        values = [v for v in arr.tolist() if not is_missing(v)]
+        values = _keyed_values(arr)[1]
         return bool(values) and all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in values
         )
@@ -123,8 +124,33 @@ def _as_float(arr: npt.NDArray[Any], name: str) -> FloatArray:
     return out
 
 
-def _as_keys(arr: npt.NDArray[Any]) -> list[str]:
-    return [_MISSING if is_missing(v) else str(v) for v in arr.tolist()]
+def _keyed_values(arr: npt.NDArray[Any]) -> tuple[npt.NDArray[np.intp], list[Any]]:
+    """``(codes, distinct non-missing values)``; missing values get code -1."""
+    values = np.asarray(arr, dtype=object)
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists, dicts): one key per text
+        texts = np.array([None if is_missing(v) else str(v) for v in values.tolist()], object)
+        codes, uniques = pd.factorize(texts, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.intp), list(uniques)
+
+
+def _keyed(arr: npt.NDArray[Any]) -> tuple[npt.NDArray[np.intp], list[str]]:
+    """``(codes, keys)``: each value's code into ``keys``, the text of the distinct values
+    then ``_MISSING`` (code -1 picks it). One ``str()`` per distinct value, not per row."""
+    codes, uniques = _keyed_values(arr)
+    return codes, [*(str(u) for u in uniques), _MISSING]
+
+
+def _as_keys(arr: npt.NDArray[Any]) -> npt.NDArray[np.object_]:
+    codes, keys = _keyed(arr)
+    return np.asarray(np.array(keys, dtype=object)[codes], dtype=object)
+
+
+def _lookup(arr: npt.NDArray[Any], table: dict[str, float], default: float) -> FloatArray:
+    """``table[key]`` (``default`` when absent) for every value's key."""
+    codes, keys = _keyed(arr)
+    return np.array([table.get(k, default) for k in keys], dtype=np.float64)[codes]
 
 
 def _fit_columns(cols: dict[str, npt.NDArray[Any]]) -> list[_Column]:
@@ -135,7 +161,7 @@ def _fit_columns(cols: dict[str, npt.NDArray[Any]]) -> list[_Column]:
             finite = values[~np.isnan(values)]
             specs.append(_Column(name, True, float(np.median(finite)) if finite.size else 0.0))
         else:
-            counts = Counter(_as_keys(arr)).most_common()
+            counts = Counter(_as_keys(arr).tolist()).most_common()
             n = sum(c for _, c in counts)
             levels = tuple(k for k, _ in counts)
             specs.append(_Column(name, False, levels=levels, freqs=tuple(c / n for _, c in counts)))
@@ -157,12 +183,14 @@ def _dense(cols: dict[str, npt.NDArray[Any]], specs: list[_Column], max_onehot: 
             values = _as_float(arr, spec.name)
             parts.append(np.where(np.isnan(values), spec.median, values)[:, None])
             continue
-        keys = np.array(_as_keys(arr), dtype=object)
         if len(spec.levels) <= max_onehot:
-            parts.append(np.column_stack([keys == lv for lv in spec.levels]).astype(np.float64))
+            codes, keys = _keyed(arr)
+            level_of = np.array([spec.levels.index(k) if k in spec.levels else -1 for k in keys])
+            onehot = level_of[codes][:, None] == np.arange(len(spec.levels))[None, :]
+            parts.append(onehot.astype(np.float64))
         else:
             freq = dict(zip(spec.levels, spec.freqs, strict=True))
-            parts.append(np.array([freq.get(k, 0.0) for k in keys.tolist()])[:, None])
+            parts.append(_lookup(arr, freq, 0.0)[:, None])
     return np.hstack(parts)
 
 
@@ -174,8 +202,8 @@ def _ordinal(cols: dict[str, npt.NDArray[Any]], specs: list[_Column]) -> FloatAr
         if spec.numeric:
             parts.append(_as_float(arr, spec.name))
             continue
-        code = {lv: i for i, lv in enumerate(spec.levels[:_MAX_CODES])}
-        parts.append(np.array([code.get(k, _MAX_CODES) for k in _as_keys(arr)], dtype=np.float64))
+        code = {lv: float(i) for i, lv in enumerate(spec.levels[:_MAX_CODES])}
+        parts.append(_lookup(arr, code, float(_MAX_CODES)))
     return np.column_stack(parts)
 
 
