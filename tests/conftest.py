@@ -9,6 +9,8 @@ import uuid
 # Two cores are shared by the test process and the servers it starts: OpenMP pools in
 # scikit-learn and LightGBM would oversubscribe them and slow everything ten-fold.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Local Ray clusters of the tests (ray engine): no token file written to ~/.ray.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from collections.abc import Iterator
 
 import pytest
