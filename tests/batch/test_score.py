@@ -249,6 +249,39 @@ def test_an_existing_output_is_replaced_only_when_asked(
               options=ScoreOptions(overwrite=True))  # fmt: skip
 
 
+def test_an_output_another_run_wrote_meanwhile_is_left_alone(
+    sqlite_registry: Registry, fitted: Any, flights: pd.DataFrame, tmp_path: Path
+) -> None:
+    register(sqlite_registry, fitted, flights)
+    source = write_input(tmp_path / "in.parquet", scoring_input(flights).iloc[:100])
+    out = tmp_path / "out"
+
+    def meanwhile(rows: int) -> None:
+        out.mkdir(exist_ok=True)
+        (out / "theirs.txt").write_text("another run")
+
+    with pytest.raises(ConflictError, match="exists"):
+        score(sqlite_registry, tmp_path / "logs", "flights", source, out, progress=meanwhile)
+    assert [p.name for p in out.iterdir()] == ["theirs.txt"]
+    assert entries(tmp_path) == ["artifacts", "in.parquet", "logs", "out"]
+    assert not [p for p in (tmp_path / "logs").rglob("*") if p.is_file()]
+
+
+def test_data_corrupt_past_the_footer_fails_the_run_cleanly(
+    sqlite_registry: Registry, fitted: Any, flights: pd.DataFrame, tmp_path: Path
+) -> None:
+    register(sqlite_registry, fitted, flights)
+    source = write_input(tmp_path / "in.parquet", scoring_input(flights))
+    data = bytearray(source.read_bytes())
+    third = len(data) // 3
+    data[third : third + 2000] = b"\xab" * 2000  # data pages; the footer is intact
+    source.write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match=r"cannot read .*in.parquet' \(row groups"):
+        score(sqlite_registry, tmp_path / "logs", "flights", source, tmp_path / "out")
+    assert entries(tmp_path) == ["artifacts", "in.parquet", "logs"]
+    assert not [p for p in (tmp_path / "logs").rglob("*") if p.is_file()]
+
+
 def test_a_regression_model_writes_values(
     sqlite_registry: Registry, flights: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -169,7 +169,7 @@ def score(
     out = _output_path(output, source, options.overwrite)
     run_id = options.run_id or uuid.uuid4().hex[:16]
     logs = None if log_root is None else local_root(log_root).absolute()
-    staging = _staging_dir(out, run_id)
+    staging = out.parent / f".{out.name}.{run_id}.tmp"
     job = JobSpec(
         run_id=run_id,
         model=ModelSource(handle.version, handle.classes, registry.artifacts),
@@ -184,6 +184,7 @@ def score(
     tasks = [PartitionTask(job, part) for part in plan(source, options.partition_rows)]
     remember(handle)  # the local engine uses the loaded model as is
     fn = functools.partial(score_partition, progress=progress) if engine == "local" else None
+    _make_staging(staging, out)
     try:
         results = map_partitions(
             fn or score_partition, tasks, engine=engine, address=options.ray_address
@@ -214,6 +215,7 @@ def score(
             finished=datetime.now(UTC),
         )
         (staging / SUMMARY_FILE).write_text(json.dumps(result.to_dict(), indent=2))
+        _output_path(output, source, options.overwrite)  # another run may have written it
         publish(_segments(results))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -255,15 +257,13 @@ def _output_path(output: str | os.PathLike[str], source: ParquetInput, overwrite
     return out
 
 
-def _staging_dir(out: Path, run_id: str) -> Path:
-    staging = out.parent / f".{out.name}.{run_id}.tmp"
+def _make_staging(staging: Path, out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise InvalidInputError(f"cannot write the output to {str(out)!r}: {reason}") from exc
-    return staging
 
 
 def _segments(results: list[PartitionResult]) -> list[str]:
