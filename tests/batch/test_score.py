@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn import metrics as skm
 from sklearn.linear_model import LinearRegression
 
 from livemodel.batch import ScoreOptions, ScoreResult, score
@@ -26,6 +27,8 @@ from livemodel.errors import (
     NotFoundError,
     SchemaError,
 )
+from livemodel.monitor.results import REALIZED
+from livemodel.monitor.runner import Monitor
 from livemodel.registry.registry import Registry
 from livemodel.schema.validation import validate
 from livemodel.serving.handles import load_handle, row_outputs
@@ -130,6 +133,33 @@ def test_every_row_is_scored_logged_and_the_run_audited(
     assert summary["run_id"] == result.run_id
     assert entries(tmp_path) == ["artifacts", "in.parquet", "logs", "out"]
     assert not list((tmp_path / "logs").rglob("*.staged"))
+
+
+def test_the_monitor_and_feedback_work_on_batch_predictions(
+    sqlite_registry: Registry, fitted: Any, flights: pd.DataFrame, tmp_path: Path
+) -> None:
+    register(sqlite_registry, fitted, flights)
+    rows = scoring_input(flights)
+    source = write_input(tmp_path / "in.parquet", rows)
+    score(sqlite_registry, tmp_path / "logs", "flights", source, tmp_path / "out")
+    out = read_output(tmp_path / "out")
+    labelled = out.iloc[::3]  # feedback for a third of the rows, by prediction id
+    truth = rows["late"].iloc[::3]
+    now = datetime.now(UTC)
+    with LabelLog(tmp_path / "logs") as labels:
+        ids = labelled["prediction_id"]
+        labels.append("flights", [(p, int(y), now, "x") for p, y in zip(ids, truth, strict=True)])
+    monitor = Monitor(sqlite_registry, LogReader(tmp_path / "logs"))
+    times = LogReader(tmp_path / "logs").window("flights", columns=["time"])["time"]
+    day = times[0].as_py().replace(hour=0, minute=0, second=0, microsecond=0)
+    if times[-1].as_py() >= day + timedelta(days=1):
+        pytest.skip("the job ran across midnight")  # a window per day; scoring takes ~1 s
+    run = monitor.run("flights", since=day, until=day + timedelta(days=1), window="1d")
+    (window,) = run.windows
+    assert (window.n_rows, window.n_labelled) == (len(rows), len(labelled))
+    got = {r.metric: r.value for r in window.by_calculator(REALIZED)}
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(truth, labelled["prediction"]))
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(truth, labelled["proba_1"]))
 
 
 def test_chunks_and_partitions_do_not_change_the_result(
