@@ -76,8 +76,8 @@ def assert_same(a: WindowSummary, b: WindowSummary) -> None:
             assert col.std == pytest.approx(other.std, rel=1e-9)  # type: ignore[union-attr]
         else:
             assert np.array_equal(col.counts, other.counts)  # type: ignore[union-attr]
-    pd.testing.assert_frame_equal(a.rows.frame, b.rows.frame)
-    pd.testing.assert_frame_equal(a.labelled.frame, b.labelled.frame)
+    pd.testing.assert_frame_equal(a.rows.rows(), b.rows.rows())
+    pd.testing.assert_frame_equal(a.labelled.rows(), b.labelled.rows())
 
 
 @settings(max_examples=10, deadline=None)
@@ -127,8 +127,8 @@ def test_bottom_k_sample_is_order_free(keys: list[int], split: int, capacity: in
     left = RowSample.of(rows.iloc[:split], arr[:split], capacity)
     right = RowSample.of(rows.iloc[split:], arr[split:], capacity)
     for merged in (left.merge(right), right.merge(left)):
-        assert merged.frame["v"].tolist() == whole.frame["v"].tolist()
-    assert sorted(whole.frame["v"].tolist()) == sorted(
+        assert merged.rows()["v"].tolist() == whole.rows()["v"].tolist()
+    assert sorted(whole.rows()["v"].tolist()) == sorted(
         np.argsort(arr, kind="stable")[:capacity].tolist()
     )
 
@@ -212,5 +212,5 @@ def test_samples_stay_bounded_however_many_rows(reference: MonitorReference) -> 
         chunk = canonical(frame(5000, 10 + i), reference)
         out = merge_all(out, summarize_chunk(plan, chunk, row_keys(np.arange(5000) + 5000 * i)))
     assert out[ALL].n_rows == 40_000
-    assert len(out[ALL].rows.frame) == 300
+    assert len(out[ALL].rows.rows()) == 300
     assert len(out[ALL].labelled.frame) == 300

@@ -36,7 +36,6 @@ from livemodel.stats.profile import Profile, ProfileSpec
 
 __all__ = ["ChunkPlan", "RowSample", "SegmentPlan", "WindowSummary", "summarize_chunk"]
 
-KEY = "__key"
 OTHER = "(other)"
 MISSING = "(missing)"
 SAMPLE_ROWS = 100_000
@@ -117,31 +116,46 @@ class ChunkPlan:
 
 @dataclass(frozen=True)
 class RowSample:
-    """At most ``capacity`` rows: those with the smallest keys (a uniform random sample)."""
+    """At most ``capacity`` rows: those with the smallest keys (a uniform random sample).
+
+    Rows are kept in no particular order (selection by ``argpartition``; once a sample
+    is full, only rows with a key below its largest can enter, so merging a chunk into a
+    full sample copies only those); :meth:`rows` returns them ordered by key, so every
+    partitioning and merge order gives the same frame."""
 
     frame: pd.DataFrame
+    keys: Keys
     capacity: int
 
     @classmethod
     def of(cls, frame: pd.DataFrame, keys: Keys, capacity: int) -> RowSample:
         keys = np.asarray(keys, dtype=np.uint64)
-        order = np.argsort(keys, kind="stable")[:capacity]
-        rows = frame.iloc[order].reset_index(drop=True)
-        rows[KEY] = keys[order]
-        return cls(rows, capacity)
+        if len(keys) > capacity:
+            keep = np.sort(np.argpartition(keys, capacity - 1)[:capacity])
+            return cls(frame.iloc[keep].reset_index(drop=True), keys[keep], capacity)
+        return cls(frame.reset_index(drop=True), keys, capacity)
+
+    @property
+    def full(self) -> bool:
+        return len(self.keys) >= self.capacity
 
     def merge(self, other: RowSample) -> RowSample:
-        if other.frame.empty:
+        if not len(other.keys):
             return self
-        if self.frame.empty:
+        if not len(self.keys):
             return other
-        both = pd.concat([self.frame, other.frame], ignore_index=True)
-        keys = both[KEY].to_numpy(dtype=np.uint64)
-        order = np.argsort(keys, kind="stable")[: self.capacity]
-        return RowSample(both.iloc[order].reset_index(drop=True), self.capacity)
+        a, b = (self, other) if self.full or not other.full else (other, self)
+        if a.full:  # only rows below a's largest key can enter
+            enter = b.keys < a.keys.max()
+            if not enter.any():
+                return a
+            b = RowSample(b.frame[enter], b.keys[enter], b.capacity)
+        both = pd.concat([a.frame, b.frame], ignore_index=True)
+        return RowSample.of(both, np.concatenate([a.keys, b.keys]), self.capacity)
 
     def rows(self) -> pd.DataFrame:
-        return self.frame.drop(columns=KEY)
+        order = np.argsort(self.keys, kind="stable")
+        return self.frame.iloc[order].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
