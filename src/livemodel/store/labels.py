@@ -33,6 +33,7 @@ import pyarrow as pa
 from livemodel.errors import InvalidInputError
 from livemodel.store.logreader import LogReader
 from livemodel.store.logsegments import local_root
+from livemodel.store.logship import RemoteLog
 from livemodel.store.logwriter import GroupCommitWriter, LogOptions, WriterStats
 from livemodel.store.predlog import LABELS, check_id, check_model_name, dumps_line, to_micros
 
@@ -49,10 +50,17 @@ class LabelRecord(NamedTuple):
 class LabelLog:
     """Durable, append-only label log; plain tuples work wherever a LabelRecord does."""
 
-    def __init__(self, root: str | os.PathLike[str], options: LogOptions | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        options: LogOptions | None = None,
+        *,
+        remote: RemoteLog | None = None,
+    ) -> None:
         self.root = local_root(root)
         self.options = options if options is not None else LogOptions()
-        self._writer = GroupCommitWriter(self.root, LABELS, self.options, "label log")
+        self.remote = remote  # shipped segments: written there, and read from there too
+        self._writer = GroupCommitWriter(self.root, LABELS, self.options, "label log", remote)
         self._clock_lock = threading.Lock()
         self._last_us = 0
 
@@ -72,15 +80,15 @@ class LabelLog:
 
     def latest(self, model: str) -> pa.Table:
         """The last written label per prediction id (``prediction_id``, ``label``, ...)."""
-        return LogReader(self.root).labels(model)
+        return LogReader(self.root, remote=self.remote).labels(model)
 
     def history(self, model: str) -> pa.Table:
         """Every label ever written for ``model``, by prediction id then write time."""
-        return LogReader(self.root).labels(model, history=True)
+        return LogReader(self.root, remote=self.remote).labels(model, history=True)
 
     def known_ids(self, model: str, ids: Iterable[str]) -> set[str]:
         """The subset of ``ids`` that are logged predictions of ``model``."""
-        return LogReader(self.root).known_ids(model, ids)
+        return LogReader(self.root, remote=self.remote).known_ids(model, ids)
 
     def stats(self) -> WriterStats:
         return self._writer.stats()

@@ -10,6 +10,13 @@ documented in :mod:`livemodel.store.predlog` (``f.<feature>``, ``o.<output path>
 Memory: :meth:`LogReader.iter_batches` streams Parquet segments in batches; the matching
 rows of JSON-lines segments are held in memory, which compaction keeps small (one open
 segment per live writer).
+
+Shipped segments: with a :class:`~livemodel.store.logship.RemoteLog` the reader takes
+the union of the local folder and the Parquet segments at the URL, each stem once (the
+local copy first: a crash between upload and local removal leaves both). DuckDB reads
+remote files through the fsspec filesystem registered on its connection. A local file
+shipped away between listing and reading makes the read start over with a fresh listing
+(up to three times, and for a stream only before its first batch).
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -28,9 +36,16 @@ import pyarrow as pa
 from livemodel.errors import InvalidInputError, StoreError
 from livemodel.store.logdecode import RowFilter, decode_segment, fixed_types
 from livemodel.store.logsegments import list_segments, local_root, read_jsonl
+from livemodel.store.logship import RemoteLog, remote_models, remote_segments
 from livemodel.store.predlog import LABELS, PREDICTIONS, check_id, check_model_name, to_micros
 
 _LABEL_JOIN = ("label", "label_time", "label_source")
+_T = TypeVar("_T")
+_Build = Callable[[duckdb.DuckDBPyConnection], tuple[str, list[object]]]
+
+
+class _VanishedError(StoreError):
+    """A segment file vanished between listing and reading (shipped): list again."""
 
 
 def _ident(name: str) -> str:
@@ -58,18 +73,28 @@ class LogReader:
     Time bounds are timezone-aware datetimes, ``start`` inclusive and ``end`` exclusive.
     ``columns`` selects output columns by name; a name that no segment has reads as an
     all-null column (a feature never logged in the window). A torn trailing line is
-    skipped; a corrupt file raises :class:`StoreError` naming it.
+    skipped; a corrupt file raises :class:`StoreError` naming it. With ``remote``, the
+    segments shipped to that URL are read too.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, stream_memory_mb: int = 512) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        stream_memory_mb: int = 512,
+        remote: RemoteLog | None = None,
+    ) -> None:
         self.root = local_root(root)
         self.stream_memory_mb = stream_memory_mb
+        self.remote = remote
+        self._attempts = 1 if remote is None else 3
 
     def models(self) -> list[str]:
-        """Names of the models that have a log directory."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / PREDICTIONS).is_dir())
+        """Names of the models that have a log directory (here or at the URL)."""
+        found = set(remote_models(self.remote)) if self.remote is not None else set()
+        if self.root.is_dir():
+            found.update(p.name for p in self.root.iterdir() if (p / PREDICTIONS).is_dir())
+        return sorted(found)
 
     def window(
         self,
@@ -86,8 +111,8 @@ class LogReader:
         With ``with_labels`` the latest label of each prediction is joined as ``label``,
         ``label_time`` and ``label_source`` (null while unlabelled).
         """
-        con = _connect()
-        try:
+
+        def query(con: duckdb.DuckDBPyConnection) -> pa.Table:
             sql, params = self._query(
                 con,
                 model,
@@ -98,10 +123,8 @@ class LogReader:
                 labels=with_labels,
             )
             return con.sql(f"{sql} ORDER BY __t, __id", params=params).to_arrow_table()
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
-        finally:
-            con.close()
+
+        return self._read(query, f"cannot read the prediction log of {model!r}")
 
     def iter_batches(
         self,
@@ -124,9 +147,9 @@ class LogReader:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive int: {batch_size!r}")
-        con = _connect(self.stream_memory_mb)
-        try:
-            sql, params = self._query(
+
+        def build(con: duckdb.DuckDBPyConnection) -> tuple[str, list[object]]:
+            return self._query(
                 con,
                 model,
                 version=version,
@@ -136,20 +159,25 @@ class LogReader:
                 labels=with_labels,
                 segments=segments,
             )
-        except BaseException:
-            con.close()
-            raise
-        return self._stream(con, sql, params, model, batch_size)
+
+        con, query = self._built(build, model)
+        return self._stream(con, query, build, model, batch_size)
 
     def segments(self, model: str) -> list[tuple[str, int]]:
-        """``(stem, bytes)`` of every prediction segment of ``model``: the partitions of
-        its log, for work spread over processes or machines."""
+        """``(stem, bytes)`` of every prediction segment of ``model`` (local and shipped,
+        each stem once): the partitions of its log, for work spread over processes or
+        machines."""
         out = []
         for segment in list_segments(self.root / check_model_name(model) / PREDICTIONS):
             try:
                 out.append((segment.stem, segment.path.stat().st_size))
-            except FileNotFoundError:  # compacted meanwhile: the stem stays the same
+            except FileNotFoundError:  # compacted or shipped meanwhile: the stem stays
                 out.append((segment.stem, 0))
+        if self.remote is not None:
+            local = {stem for stem, _ in out}
+            shipped = remote_segments(self.remote, model, PREDICTIONS)
+            out += [(r.stem, r.size) for r in shipped if r.stem not in local]
+            out.sort()
         return out
 
     def labels(self, model: str, *, history: bool = False) -> pa.Table:
@@ -157,37 +185,84 @@ class LogReader:
 
         Latest means last written (``written_time``, ties broken by segment name).
         """
-        con = _connect()
-        try:
+
+        def query(con: duckdb.DuckDBPyConnection) -> pa.Table:
             src = self._sources(con, model, LABELS, None, None)
             if history:
                 sql = f"SELECT * EXCLUDE (_file) FROM ({src.sql}) ORDER BY 1, written_time"
             else:
                 sql = f"SELECT * FROM ({_latest_labels(src)}) ORDER BY 1"
             return con.sql(sql).to_arrow_table()
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot read the label log of {model!r}: {exc}") from exc
-        finally:
-            con.close()
+
+        return self._read(query, f"cannot read the label log of {model!r}")
 
     def known_ids(self, model: str, ids: Iterable[str]) -> set[str]:
         """The subset of ``ids`` that are logged predictions of ``model``."""
         wanted = pa.table({"id": pa.array([check_id(i) for i in ids], type=pa.string())})
         if not wanted.num_rows:
             return set()
-        con = _connect()
-        try:
+
+        def query(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
             src = self._sources(con, model, PREDICTIONS, None, frozenset({"prediction_id"}))
             con.register("wanted", wanted)
-            rows = con.sql(
+            return con.sql(
                 f"SELECT DISTINCT prediction_id FROM ({src.sql}) "
                 "WHERE prediction_id IN (SELECT id FROM wanted)"
             ).fetchall()
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
-        finally:
-            con.close()
+
+        rows = self._read(query, f"cannot read the prediction log of {model!r}")
         return {str(r[0]) for r in rows}
+
+    # -- connections and retries ----------------------------------------------------------
+
+    def _connect(self, memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+        con = _connect(memory_mb)
+        if self.remote is not None and not self.remote.is_local:
+            try:
+                con.register_filesystem(self.remote.open()[0])
+            except BaseException:
+                con.close()
+                raise
+        return con
+
+    def _read(self, query: Callable[[duckdb.DuckDBPyConnection], _T], what: str) -> _T:
+        """``query`` on a fresh connection, again (with a remote log) if a segment was
+        shipped away between listing and reading."""
+        attempt = 1
+        while True:
+            con = self._connect()
+            try:
+                return query(con)
+            except (duckdb.IOException, _VanishedError) as exc:
+                if attempt >= self._attempts:
+                    raise StoreError(f"{what}: {exc}") from exc
+            except duckdb.Error as exc:
+                raise StoreError(f"{what}: {exc}") from exc
+            finally:
+                con.close()
+            attempt += 1
+
+    def _built(
+        self, build: _Build, model: str
+    ) -> tuple[duckdb.DuckDBPyConnection, tuple[str, list[object]]]:
+        """A streaming connection and the query ``build`` made on it (retried like
+        :meth:`_read`)."""
+        attempt = 1
+        while True:
+            con = self._connect(self.stream_memory_mb)
+            try:
+                return con, build(con)
+            except _VanishedError:
+                con.close()
+                if attempt >= self._attempts:
+                    raise
+            except duckdb.Error as exc:
+                con.close()
+                raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
+            except BaseException:
+                con.close()
+                raise
+            attempt += 1
 
     # -- query building -------------------------------------------------------------------
 
@@ -241,7 +316,16 @@ class LogReader:
         src = _Sources(con, kind)
         parquet: list[str] = []
         parts: list[str] = []
-        for listed in list_segments(directory):
+        local = list_segments(directory)
+        if self.remote is not None:
+            stems = {s.stem for s in local}
+            shipped = remote_segments(self.remote, model, kind)
+            parquet += [
+                r.location
+                for r in shipped
+                if r.stem not in stems and (only is None or r.stem in only)
+            ]
+        for listed in local:
             if only is not None and listed.stem not in only:
                 continue
             segment, data = (listed, None) if listed.state == "parquet" else read_jsonl(listed)
@@ -267,27 +351,43 @@ class LogReader:
         src.sql = " UNION ALL BY NAME ".join(f"({p})" for p in parts)
         try:
             found = set(con.sql(src.sql).columns) - {"_file"}
+        except duckdb.IOException as exc:
+            if self.remote is not None:
+                raise _VanishedError(f"cannot read log segments in {directory}: {exc}") from exc
+            raise StoreError(f"cannot read log segments in {directory}: {exc}") from exc
         except duckdb.Error as exc:
             raise StoreError(f"cannot read log segments in {directory}: {exc}") from exc
         fixed = [n for n in fixed_types(kind) if n in found]
         src.columns = fixed + sorted(found.difference(fixed))
         return src
 
-    @staticmethod
     def _stream(
+        self,
         con: duckdb.DuckDBPyConnection,
-        sql: str,
-        params: list[object],
+        query: tuple[str, list[object]],
+        build: _Build,
         model: str,
         batch_size: int,
     ) -> Iterator[pa.RecordBatch]:
+        yielded, attempt = False, 1
         try:
-            reader = con.sql(sql, params=params)
-            for batch in reader.to_arrow_reader(batch_size):
-                if batch.num_rows:
-                    yield batch
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
+            while True:
+                try:
+                    for batch in con.sql(query[0], params=query[1]).to_arrow_reader(batch_size):
+                        if batch.num_rows:
+                            yielded = True
+                            yield batch
+                    return
+                except duckdb.IOException as exc:
+                    if yielded or attempt >= self._attempts:
+                        raise StoreError(
+                            f"cannot read the prediction log of {model!r}: {exc}"
+                        ) from exc
+                except duckdb.Error as exc:
+                    raise StoreError(f"cannot read the prediction log of {model!r}: {exc}") from exc
+                con.close()
+                con, query = self._built(build, model)
+                attempt += 1
         finally:
             con.close()
 
@@ -308,7 +408,8 @@ def _latest_labels(src: _Sources) -> str:
     return (
         f"SELECT prediction_id, label, label_time, label_source FROM ({src.sql}) "
         "QUALIFY row_number() OVER (PARTITION BY prediction_id "
-        "ORDER BY written_time DESC, _file DESC) = 1"
+        # The file name, not its path: the same wherever the segment lives.
+        "ORDER BY written_time DESC, regexp_extract(_file, '[^/]*$') DESC) = 1"
     )
 
 

@@ -1,9 +1,9 @@
 """Log segment files: naming, listing, the open segment a writer appends to, compaction.
 
 The format itself is specified in :mod:`livemodel.store.predlog`. Everything here works
-on one local directory of segments; closed segments are immutable, which is the seam
-where they could later be shipped to an fsspec URL (list and compact through fsspec,
-read with DuckDB's fsspec registration) without changing the writer.
+on one local directory of segments (a replica's spool); closed segments are immutable,
+and once compacted :mod:`livemodel.store.logship` may ship them to an fsspec URL (the
+:class:`Compactor`'s ``after`` hook).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
 import pyarrow.parquet as pq
 
-from livemodel.errors import ConfigError, StoreError
+from livemodel.errors import ConfigError, LivemodelError, StoreError
 from livemodel.store.logdecode import decode_segment
 from livemodel.store.predlog import LABELS, PREDICTIONS, check_model_name
 
@@ -43,7 +44,8 @@ _ROW_GROUP_ROWS = 131_072
 
 
 def local_root(root: str | os.PathLike[str]) -> Path:
-    """The log root as a local path; URLs are refused until object storage is built."""
+    """The log root (the spool) as a local path; URLs are refused: ``O_APPEND`` and
+    ``fsync`` need a local filesystem (segments reach object storage by shipping)."""
     text = os.fspath(root)
     if not isinstance(text, str) or not text or "://" in text:
         raise ConfigError(f"the log root must be a local directory path, got {root!r}")
@@ -222,10 +224,15 @@ def _make_dirs(directory: Path, fsync: bool) -> None:
 
 
 class Compactor:
-    """A background thread compacting closed segments to Parquet, one at a time."""
+    """A background thread compacting closed segments to Parquet, one at a time.
 
-    def __init__(self, kind: str) -> None:
+    ``after`` (e.g. shipping to object storage) is called with each Parquet file made;
+    its failures are logged and leave the file where it is.
+    """
+
+    def __init__(self, kind: str, after: Callable[[Path], object] | None = None) -> None:
         self._kind = kind
+        self._after = after
         self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -244,6 +251,12 @@ class Compactor:
     def _run(self) -> None:
         while (path := self._queue.get()) is not None:
             try:
-                compact_segment(path, self._kind)
+                parquet = compact_segment(path, self._kind)
             except (StoreError, OSError):
                 _log.exception("cannot compact log segment %s; it stays JSON lines", path)
+                continue
+            if self._after is not None:
+                try:
+                    self._after(parquet)
+                except (LivemodelError, OSError):
+                    _log.exception("cannot ship log segment %s; it stays local for now", parquet)

@@ -20,12 +20,17 @@ admitted into an empty queue even when it alone exceeds the cap.
 If a write fails (disk full, I/O error) every caller of that batch gets ``StoreError``
 (their records may or may not be on disk) and the segment is abandoned, so a partial
 line can only ever be a segment's last.
+
+Shipping: given a :class:`~livemodel.store.logship.RemoteLog`, the compaction thread
+ships each Parquet segment it makes (and any left from earlier failures in the same
+folder) to that URL, then removes the local copy (see :mod:`livemodel.store.logship`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -39,6 +44,7 @@ from typing import Self, TypeAlias
 
 from livemodel.errors import InvalidInputError, StoreError
 from livemodel.store.logsegments import Compactor, OpenSegment, local_root, segment_stem
+from livemodel.store.logship import RemoteLog, ship_directory
 from livemodel.store.predlog import PREDICTIONS, PredictionRecord, prediction_line
 
 _log = logging.getLogger(__name__)
@@ -116,7 +122,14 @@ class GroupCommitWriter:
     model name (already validated) to complete JSON lines.
     """
 
-    def __init__(self, root: Path, kind: str, options: LogOptions, what: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        kind: str,
+        options: LogOptions,
+        what: str,
+        remote: RemoteLog | None = None,
+    ) -> None:
         self._root, self._kind, self._options, self._what = root, kind, options, what
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer thread waits here
@@ -127,7 +140,11 @@ class GroupCommitWriter:
         self._counts: Counter[str] = Counter()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._compactor = Compactor(kind) if options.compact else None
+        after = None
+        if remote is not None:
+            remote.check_apart(root)
+            after = functools.partial(_ship_folder_of, remote)
+        self._compactor = Compactor(kind, after) if options.compact else None
         self._segments: dict[str, OpenSegment] = {}  # touched by the writer thread only
         self._token, self._seq, self._pid = os.urandom(3).hex(), 0, os.getpid()
 
@@ -313,6 +330,10 @@ class GroupCommitWriter:
             self._compactor.submit(closed)
 
 
+def _ship_folder_of(remote: RemoteLog, parquet: Path) -> None:
+    ship_directory(remote, parquet.parent)
+
+
 def _raise_failure(failure: _Failure) -> None:
     if failure is not None:
         message, cause = failure
@@ -350,13 +371,22 @@ class PredictionLog:
 
     Safe to share between threads and asyncio tasks of one process; create one per
     process (each writes its own segments). ``close()`` (or ``with``) flushes, closes
-    the segments and compacts them.
+    the segments and compacts them (and ships them to ``remote``, if given).
     """
 
-    def __init__(self, root: str | os.PathLike[str], options: LogOptions | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        options: LogOptions | None = None,
+        *,
+        remote: RemoteLog | None = None,
+    ) -> None:
         self.root = local_root(root)
         self.options = options if options is not None else LogOptions()
-        self._writer = GroupCommitWriter(self.root, PREDICTIONS, self.options, "prediction log")
+        self.remote = remote
+        self._writer = GroupCommitWriter(
+            self.root, PREDICTIONS, self.options, "prediction log", remote
+        )
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Write ``records``; return once they are handed to the OS (fsynced if asked)."""
