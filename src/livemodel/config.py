@@ -8,7 +8,11 @@
 - ``LIVEMODEL_ARTIFACTS_OPTIONS``: a JSON object of fsspec storage options for that URL,
   e.g. ``{"endpoint_url": "http://minio:9000"}`` (credentials are better left to the
   backend's own environment, such as ``AWS_ACCESS_KEY_ID``)
-- ``LIVEMODEL_LOGS``: folder of the prediction and label log (``$LIVEMODEL_HOME/logs``)
+- ``LIVEMODEL_LOGS``: folder of the prediction and label log (``$LIVEMODEL_HOME/logs``);
+  with ``LIVEMODEL_LOG_URL`` it is this replica's local spool
+- ``LIVEMODEL_LOG_URL``: fsspec URL that compacted log segments are shipped to and read
+  from, shared by every replica, e.g. ``s3://bucket/logs`` (unset: the log stays local)
+- ``LIVEMODEL_LOG_OPTIONS``: a JSON object of fsspec storage options for that URL
 - ``LIVEMODEL_ACTOR``: who the audit log records (``user@host``)
 - ``LIVEMODEL_CONFIG``: the project file with serving, monitoring and loop settings
   (``./livemodel.toml`` when it exists)
@@ -52,6 +56,10 @@ class Settings:
     serve_controller: bool = False
     #: fsspec storage options of ``artifact_url`` (kept out of repr: may hold secrets)
     artifact_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: fsspec URL log segments are shipped to (None: the log stays in ``log_dir``)
+    log_url: str | None = None
+    #: fsspec storage options of ``log_url`` (kept out of repr: may hold secrets)
+    log_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def serving(self) -> Mapping[str, Any]:
@@ -75,6 +83,10 @@ class Settings:
             log_dir=env.get("LIVEMODEL_LOGS") or None,
             actor=env.get("LIVEMODEL_ACTOR") or None,
             artifact_options=parse_storage_options(env.get("LIVEMODEL_ARTIFACTS_OPTIONS")),
+            log_url=env.get("LIVEMODEL_LOG_URL") or None,
+            log_options=parse_storage_options(
+                env.get("LIVEMODEL_LOG_OPTIONS"), "LIVEMODEL_LOG_OPTIONS"
+            ),
         )
         return replace(
             settings,
@@ -94,11 +106,15 @@ class Settings:
         log_dir: str | Path | None = None,
         actor: str | None = None,
         artifact_options: Mapping[str, Any] | None = None,
+        log_url: str | None = None,
+        log_options: Mapping[str, Any] | None = None,
     ) -> Settings:
         """Settings rooted at ``home``, each backend overridable."""
         home = Path(home).expanduser().absolute()
         if home.exists() and not home.is_dir():
             raise ConfigError(f"LIVEMODEL_HOME {str(home)!r} exists and is not a folder")
+        if log_options and not log_url:
+            raise ConfigError("LIVEMODEL_LOG_OPTIONS is set but LIVEMODEL_LOG_URL is not")
         return cls(
             home=home,
             db_url=db_url or f"sqlite:///{home / 'livemodel.db'}",
@@ -106,21 +122,24 @@ class Settings:
             log_dir=Path(log_dir) if log_dir else home / "logs",
             actor=actor or _default_actor(),
             artifact_options=dict(artifact_options or {}),
+            log_url=log_url or None,
+            log_options=dict(log_options or {}),
         )
 
 
-def parse_storage_options(text: str | None) -> dict[str, Any]:
-    """``LIVEMODEL_ARTIFACTS_OPTIONS``: a JSON object (empty or unset: no options)."""
+def parse_storage_options(
+    text: str | None, name: str = "LIVEMODEL_ARTIFACTS_OPTIONS"
+) -> dict[str, Any]:
+    """Storage options from the variable ``name``: a JSON object (empty or unset: none)."""
     if text is None or not text.strip():
         return {}
     try:
         options = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        raise ConfigError(f"LIVEMODEL_ARTIFACTS_OPTIONS is not valid JSON: {exc}") from exc
+        raise ConfigError(f"{name} is not valid JSON: {exc}") from exc
     if not isinstance(options, dict):
         raise ConfigError(
-            f"LIVEMODEL_ARTIFACTS_OPTIONS must be a JSON object of storage options, "
-            f"got {type(options).__name__}"
+            f"{name} must be a JSON object of storage options, got {type(options).__name__}"
         )
     return options
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from livemodel.rollout.controller import RolloutController
     from livemodel.serving.options import ServerOptions
     from livemodel.serving.state import ServingState
+    from livemodel.store.logreader import LogReader
+    from livemodel.store.logship import RemoteLog
 
 
 def connect(settings: Settings | None = None) -> Registry:
@@ -25,6 +27,23 @@ def connect(settings: Settings | None = None) -> Registry:
     db = open_database(settings.db_url)
     artifacts = ArtifactStore(settings.artifact_url, settings.artifact_options)
     return Registry(MetadataStore(db), artifacts, actor=settings.actor)
+
+
+def remote_log(settings: Settings) -> RemoteLog | None:
+    """Where log segments are shipped (``LIVEMODEL_LOG_URL``), or None: local only."""
+    from livemodel.store.logship import RemoteLog
+
+    if settings.log_url is None:
+        return None
+    return RemoteLog(settings.log_url, settings.log_options)
+
+
+def log_reader(settings: Settings | None = None) -> LogReader:
+    """A reader of the log: the local folder, and the shipped segments if configured."""
+    from livemodel.store.logreader import LogReader
+
+    settings = settings or Settings.from_env()
+    return LogReader(settings.log_dir, remote=remote_log(settings))
 
 
 def serving_state(settings: Settings, options: ServerOptions) -> ServingState:
@@ -40,13 +59,14 @@ def serving_state(settings: Settings, options: ServerOptions) -> ServingState:
 
     registry = connect(settings)
     log_options = LogOptions(fsync=options.fsync)
+    remote = remote_log(settings)
     controller = controller_tick(settings) if settings.serve_controller else None
     return ServingState(
         registry=registry,
         options=options,
-        log=PredictionLog(settings.log_dir, log_options),
-        labels=LabelLog(settings.log_dir, log_options),
-        reader=LogReader(settings.log_dir),
+        log=PredictionLog(settings.log_dir, log_options, remote=remote),
+        labels=LabelLog(settings.log_dir, log_options, remote=remote),
+        reader=LogReader(settings.log_dir, remote=remote),
         auth=Authenticator(TokenStore(registry.metadata.db)),
         metrics=ServerMetrics(multiprocess=settings.metrics_dir is not None),
         rollouts=RolloutStore(registry.metadata.db),
@@ -66,14 +86,11 @@ def serving_app() -> Starlette:
 
 def rollout_controller(settings: Settings | None = None) -> RolloutController:
     from livemodel.rollout.controller import RolloutController
-    from livemodel.store.logreader import LogReader
     from livemodel.store.rollouts import RolloutStore
 
     settings = settings or Settings.from_env()
     registry = connect(settings)
-    return RolloutController(
-        registry, RolloutStore(registry.metadata.db), LogReader(settings.log_dir)
-    )
+    return RolloutController(registry, RolloutStore(registry.metadata.db), log_reader(settings))
 
 
 def loop_controller(settings: Settings | None = None) -> LoopController | None:
@@ -85,7 +102,6 @@ def loop_controller(settings: Settings | None = None) -> LoopController | None:
     from livemodel.loop.policy import parse_loop
     from livemodel.monitor.resultstore import ResultStore
     from livemodel.monitor.runner import Monitor
-    from livemodel.store.logreader import LogReader
 
     settings = settings or Settings.from_env()
     source = str(settings.config_file) if settings.config_file else None
@@ -94,7 +110,7 @@ def loop_controller(settings: Settings | None = None) -> LoopController | None:
         return None
     rollouts = rollout_controller(settings)
     registry = rollouts.registry
-    monitor = Monitor(registry, LogReader(settings.log_dir), ResultStore(registry.metadata.db))
+    monitor = Monitor(registry, log_reader(settings), ResultStore(registry.metadata.db))
     return LoopController(registry, monitor, rollouts, policies)
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from livemodel.cli import (
+    log_commands,
     loop_commands,
     monitor_commands,
     registry_commands,
@@ -35,6 +36,7 @@ rollout_commands.install(app)
 report_commands.install(app)
 loop_commands.install(app)
 score_commands.install(app)
+log_commands.install(app)
 
 _debug = False
 

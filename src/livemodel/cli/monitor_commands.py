@@ -94,14 +94,13 @@ def _monitor(engine: str = "local", ray_address: str | None = None) -> Monitor:
     from livemodel.config import Settings
     from livemodel.monitor.resultstore import ResultStore
     from livemodel.monitor.runner import Monitor
-    from livemodel.store.logreader import LogReader
-    from livemodel.wiring import connect
+    from livemodel.wiring import connect, log_reader
 
     settings = Settings.from_env()
     registry = connect(settings)
     return Monitor(
         registry,
-        LogReader(settings.log_dir),
+        log_reader(settings),
         ResultStore(registry.metadata.db),
         engine=engine,
         ray_address=ray_address,

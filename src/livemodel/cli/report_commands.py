@@ -52,9 +52,8 @@ def report(
     from livemodel.registry.refs import check_name
     from livemodel.report.build import ReportOptions, build_report
     from livemodel.report.render import write_report
-    from livemodel.store.logreader import LogReader
     from livemodel.store.rollouts import RolloutStore
-    from livemodel.wiring import connect
+    from livemodel.wiring import connect, log_reader
 
     check_name(name)
     settings = Settings.from_env()
@@ -72,7 +71,7 @@ def report(
     db = registry.metadata.db
     with console.status(f"building the report of {name}"):
         data = build_report(
-            registry, LogReader(settings.log_dir), ResultStore(db), name, since=start, until=end,
+            registry, log_reader(settings), ResultStore(db), name, since=start, until=end,
             options=options, rollouts=RolloutStore(db), alerts=AlertStore(db),
         )  # fmt: skip
         path = write_report(data, output)

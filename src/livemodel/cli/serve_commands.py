@@ -88,14 +88,13 @@ def predictions(
     """Export logged predictions of a model with their (latest) labels."""
     import pyarrow.parquet as pq
 
-    from livemodel.config import Settings
     from livemodel.registry.refs import check_name
-    from livemodel.store.logreader import LogReader
+    from livemodel.wiring import log_reader
 
     check_name(name)
     if not as_json and parquet is None:
         raise InvalidInputError("choose --json or --parquet FILE")
-    reader = LogReader(Settings.from_env().log_dir)
+    reader = log_reader()
     table = reader.window(name, version=version, start=parse_since(since), with_labels=True)
     if limit is not None:
         table = table.slice(max(0, table.num_rows - limit))
@@ -114,10 +113,9 @@ def review_list(
     as_json: bool = JSON,
 ) -> None:
     """Low-confidence predictions that have no label yet."""
-    from livemodel.config import Settings
-    from livemodel.store.logreader import LogReader
+    from livemodel.wiring import log_reader
 
-    reader = LogReader(Settings.from_env().log_dir)
+    reader = log_reader()
     names = [model] if model else reader.models()
     since = datetime.now(UTC) - timedelta(days=days)
     items = []

@@ -23,6 +23,7 @@ from livemodel.monitor.results import ALL
 from livemodel.monitor.summary import ChunkPlan, WindowSummary, log_chunk, merge_all
 from livemodel.monitor.windows import Window
 from livemodel.store.logreader import LogReader
+from livemodel.store.logship import RemoteLog
 
 __all__ = ["PartitionJob", "partition_segments", "summarize_partition", "summarize_windows"]
 
@@ -41,11 +42,12 @@ class PartitionJob:
     segments: tuple[str, ...] | None  # stems; None reads every segment
     batch_size: int = 65_536
     stream_memory_mb: int = 512
+    remote: RemoteLog | None = None  # where shipped segments are read from
 
 
 def summarize_partition(job: PartitionJob) -> list[Summaries]:
     """The summaries of every window of ``job`` over its segments (one map per window)."""
-    reader = LogReader(job.root, stream_memory_mb=job.stream_memory_mb)
+    reader = LogReader(job.root, stream_memory_mb=job.stream_memory_mb, remote=job.remote)
     out: list[Summaries] = []
     for window in job.windows:
         summaries: Summaries = {}
@@ -107,6 +109,7 @@ def summarize_windows(
         segments=None,
         batch_size=batch_size,
         stream_memory_mb=reader.stream_memory_mb,
+        remote=reader.remote,
     )
     if engine == "local":
         merged = []
