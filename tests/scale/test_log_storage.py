@@ -13,17 +13,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -36,7 +40,7 @@ from tests.store.test_logship import LABEL_VIEW, NO_COMPACT, labels_of, records,
 from livemodel.config import Settings
 from livemodel.errors import ConfigError, StoreError
 from livemodel.monitor.partitions import partition_segments
-from livemodel.serving.handles import load_handle
+from livemodel.serving.handles import ModelHandle, load_handle
 from livemodel.store.labels import LabelLog
 from livemodel.store.logbatch import StagedSegment, batch_stem, prediction_table, publish
 from livemodel.store.logreader import LogReader
@@ -375,9 +379,9 @@ def test_cli_log_errors_are_one_line(bucket: Bucket, tmp_path: Path) -> None:
     assert len(files(spool)) == 3  # compacted, not shipped, nothing lost
 
 
-def served_log(home: Path) -> tuple[list[PredictionRecord], list[tuple[str, int, datetime, str]]]:
-    """A registered model's predictions on two days (the second drifts in ``b``), half
-    of them labelled, as the server logs them."""
+def registered(home: Path) -> tuple[Any, ModelHandle, np.ndarray, np.ndarray]:
+    """A logistic regression on ``a`` and ``b`` registered as ``m@production`` in ``home``;
+    its handle, and 1,600 more rows (features, target) to serve."""
     registry = connect(Settings.at(home, actor="test"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2600, 2))
@@ -388,7 +392,16 @@ def served_log(home: Path) -> tuple[list[PredictionRecord], list[tuple[str, int,
     handle = load_handle(registry, "m@production")
     registry.metadata.db.close()
     assert handle.classes is not None
-    served = x[1000:].copy()
+    return model, handle, x[1000:], y[1000:]
+
+
+def served_log(home: Path) -> tuple[list[PredictionRecord], list[tuple[str, int, datetime, str]]]:
+    """A registered model's predictions on two days (the second drifts in ``b``), half
+    of them labelled, as the server logs them."""
+    model, handle, x, y = registered(home)
+    assert handle.classes is not None
+    rng = np.random.default_rng(1)
+    served = x.copy()
     served[900:, 1] += 1.0  # the second day drifts
     proba = model.predict_proba(pd.DataFrame(served, columns=["a", "b"]))
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -409,7 +422,7 @@ def served_log(home: Path) -> tuple[list[PredictionRecord], list[tuple[str, int,
         for i in range(len(served))
     ]
     chosen = np.flatnonzero(rng.random(len(recs)) < 0.5).tolist()
-    labels = [(f"p{i}", int(y[1000 + i]), times[i] + timedelta(hours=1), "t") for i in chosen]
+    labels = [(f"p{i}", int(y[i]), times[i] + timedelta(hours=1), "t") for i in chosen]
     return recs, labels
 
 
@@ -481,3 +494,68 @@ def results(doc: dict[str, Any]) -> dict[tuple[Any, ...], Any]:
         for i, w in enumerate(doc["windows"])
         for r in w["results"]
     }
+
+
+@pytest.mark.slow
+def test_a_server_ships_its_log_when_it_stops(bucket: Bucket, tmp_path: Path) -> None:
+    """``livemodel serve`` with a log URL: predictions and feedback land in the spool,
+    and reach the bucket when their segments close (here: at shutdown)."""
+    home, spool = tmp_path / "home", tmp_path / "spool"
+    _, _, x, _ = registered(home)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMODEL_")}
+    env.update(
+        LIVEMODEL_HOME=str(home),
+        LIVEMODEL_LOGS=str(spool),
+        LIVEMODEL_LOG_URL=log_url(bucket),
+        LIVEMODEL_LOG_OPTIONS=bucket.options_json,
+        LIVEMODEL_CONFIG="",
+        OMP_NUM_THREADS="1",
+    )
+    output = tmp_path / "server.out"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [EXE, "serve", "--port", str(port)], cwd=home, env=env, stdout=sink, stderr=sink
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, url, output)
+        ids: list[str] = []
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for start in range(0, 150, 50):
+                rows = [{"a": float(a), "b": float(b)} for a, b in x[start : start + 50]]
+                answer = client.post("/v1/models/m/predict", json=rows)
+                assert answer.status_code == 200, answer.text
+                ids += [row["id"] for row in answer.json()["predictions"]]
+            labels = [{"id": pid, "label": i % 2} for i, pid in enumerate(ids[:40])]
+            answer = client.post("/v1/models/m/feedback", json={"labels": labels})
+            assert answer.json() == {"accepted": 40, "unknown_ids": []}
+        assert bucket.object_keys() == []  # open segments stay in the spool
+        assert len(LogReader(spool).window("m")) == 150
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, output.read_text(errors="replace")
+    assert files(spool) == []
+    keys = bucket.object_keys()
+    assert [k.rsplit("/", 1)[0] for k in keys] == ["logs/m/labels", "logs/m/predictions"]
+    table = LogReader(tmp_path / "monitor", remote=remote_of(bucket)).window("m", with_labels=True)
+    assert sorted(table["prediction_id"].to_pylist()) == sorted(ids)  # each once
+    joined = {r["prediction_id"]: r["label"] for r in table.to_pylist() if r["label"] is not None}
+    assert joined == {label["id"]: label["label"] for label in labels}
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, output: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited:\n{output.read_text(errors='replace')}")
+        with contextlib.suppress(httpx.TransportError):
+            ready = httpx.get(f"{url}/readyz", timeout=2)
+            if ready.status_code == 200 and "m" in ready.json()["models"]:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not get ready:\n{output.read_text()}")
+        time.sleep(0.2)
