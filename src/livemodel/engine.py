@@ -25,7 +25,14 @@ from typing import Any, TypeVar
 
 from livemodel.errors import ConfigError, InvalidInputError
 
-__all__ = ["ENGINES", "check_engine", "map_partitions", "ray_module", "ray_session"]
+__all__ = [
+    "ENGINES",
+    "check_engine",
+    "iter_partitions",
+    "map_partitions",
+    "ray_module",
+    "ray_session",
+]
 
 ENGINES = ("local", "ray")
 INSTALL_HINT = "pip install 'livemodel[ray]'"
@@ -102,17 +109,35 @@ def map_partitions(
     ``fn`` and the partitions must pickle (a module-level function and plain data);
     results come back in the order of ``partitions``.
     """
+    done = dict(iter_partitions(fn, partitions, engine=engine, address=address))
+    return [done[i] for i in range(len(partitions))]
+
+
+def iter_partitions(
+    fn: Callable[[T], R],
+    partitions: Sequence[T],
+    *,
+    engine: str = "local",
+    address: str | None = None,
+) -> Iterator[tuple[int, R]]:
+    """``(index, fn(partition))`` as each finishes: in order here, about in order on Ray.
+
+    A consumer that folds results as they come holds one result at a time, not all."""
     if check_engine(engine) == "local":
-        return [fn(p) for p in partitions]
+        for i, p in enumerate(partitions):
+            yield i, fn(p)
+        return
     if not partitions:
-        return []
+        return
     with ray_session(address) as ray:
+        # Ray Data keeps part of the cluster for each operator by default, which on a
+        # small cluster leaves one map task running at a time.
+        ray.data.DataContext.get_current().op_resource_reservation_enabled = False
         items = [{"i": i, "p": pickle.dumps(p)} for i, p in enumerate(partitions)]
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
 
         def run(row: dict[str, Any]) -> dict[str, Any]:
             return {"i": row["i"], "r": pickle.dumps(fn(pickle.loads(row["p"])))}
 
-        rows = dataset.map(run).take_all()
-    out = sorted(rows, key=lambda row: int(row["i"]))
-    return [pickle.loads(row["r"]) for row in out]
+        for row in dataset.map(run).iter_rows():
+            yield int(row["i"]), pickle.loads(row["r"])

@@ -1,23 +1,23 @@
 """Summaries of windows of the log, computed per partition of the log and merged.
 
-A partition is a group of log segments (the files one writer produced). The pure
-function :func:`summarize_partition` reads its segments window by window in streamed
-chunks, summarises every chunk with :func:`~livemodel.monitor.summary.log_chunk` and
-merges; :func:`summarize_windows` runs it over every partition with an engine
-(:func:`~livemodel.engine.map_partitions`: in this process, or as Ray Data tasks) and
-merges the partitions' summaries on the driver. The local engine reads the whole log as
-one partition; the Ray engine spreads groups of segments of about equal size over the
-cluster. Summaries merge exactly (counts, histograms, categories, bottom-k row samples)
-or within the quantile sketch's stated error (KLL), so both engines give the same
-results.
+A partition is one window over a group of log segments (the files one writer
+produced). The pure function :func:`summarize_partition` reads it in streamed chunks,
+summarises every chunk with :func:`~livemodel.monitor.summary.log_chunk` and merges;
+:func:`summarize_windows` runs it over every partition with an engine
+(:func:`~livemodel.engine.iter_partitions`: in this process, or as Ray Data tasks) and
+merges the partitions' summaries on the driver as they arrive, handing out each window
+once complete. The local engine reads the whole log per window; the Ray engine spreads
+groups of segments of about equal size over the cluster. Summaries merge exactly
+(counts, histograms, categories, bottom-k row samples) or within the quantile sketch's
+stated error (KLL), so both engines give the same results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
-from livemodel.engine import check_engine, map_partitions
+from livemodel.engine import check_engine, iter_partitions
 from livemodel.errors import NotFoundError
 from livemodel.monitor.results import ALL
 from livemodel.monitor.summary import ChunkPlan, WindowSummary, log_chunk, merge_all
@@ -32,42 +32,39 @@ Summaries = dict[str, WindowSummary]
 
 @dataclass(frozen=True)
 class PartitionJob:
-    """One partition's work, as plain picklable data."""
+    """One window over one group of segments, as plain picklable data."""
 
     root: str
     model: str
     version: int
     plan: ChunkPlan
-    windows: tuple[Window, ...]
+    window: Window
     segments: tuple[str, ...] | None  # stems; None reads every segment
     batch_size: int = 65_536
     stream_memory_mb: int = 512
     remote: RemoteLog | None = None  # where shipped segments are read from
 
 
-def summarize_partition(job: PartitionJob) -> list[Summaries]:
-    """The summaries of every window of ``job`` over its segments (one map per window)."""
+def summarize_partition(job: PartitionJob) -> Summaries:
+    """The summaries (per segment key) of ``job``'s window over its segments."""
     reader = LogReader(job.root, stream_memory_mb=job.stream_memory_mb, remote=job.remote)
-    out: list[Summaries] = []
-    for window in job.windows:
-        summaries: Summaries = {}
-        try:
-            batches = reader.iter_batches(
-                job.model,
-                version=job.version,
-                start=window.start,
-                end=window.end,
-                columns=job.plan.log_columns(),
-                with_labels=job.plan.target is not None,
-                batch_size=job.batch_size,
-                segments=job.segments,
-            )
-            for batch in batches:
-                summaries = merge_all(summaries, log_chunk(job.plan, batch))
-        except NotFoundError:
-            pass
-        out.append(summaries)
-    return out
+    summaries: Summaries = {}
+    try:
+        batches = reader.iter_batches(
+            job.model,
+            version=job.version,
+            start=job.window.start,
+            end=job.window.end,
+            columns=job.plan.log_columns(),
+            with_labels=job.plan.target is not None,
+            batch_size=job.batch_size,
+            segments=job.segments,
+        )
+        for batch in batches:
+            summaries = merge_all(summaries, log_chunk(job.plan, batch))
+    except NotFoundError:
+        pass
+    return summaries
 
 
 def partition_segments(segments: Sequence[tuple[str, int]], parts: int) -> list[tuple[str, ...]]:
@@ -93,41 +90,40 @@ def summarize_windows(
     parts: int = 8,
     batch_size: int = 65_536,
     address: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Summaries]:
-    """Merged summaries of every window, each with at least the all-rows key.
+) -> Iterator[tuple[int, Summaries]]:
+    """``(index, merged summaries)`` of each window as soon as it is complete, each with
+    at least the all-rows key.
 
-    The local engine reads window after window (reporting ``progress`` after each); the
-    Ray engine reads every window of a group of segments in one task."""
+    The local engine reads the whole log window after window; the Ray engine runs one
+    task per window and group of segments (window by window) and merges each result as
+    it arrives, so the driver holds the windows in progress, never the whole range."""
     check_engine(engine)
-    base = PartitionJob(
-        root=str(reader.root),
-        model=model,
-        version=version,
-        plan=plan,
-        windows=tuple(windows),
-        segments=None,
-        batch_size=batch_size,
-        stream_memory_mb=reader.stream_memory_mb,
-        remote=reader.remote,
-    )
-    if engine == "local":
-        merged = []
-        for i, window in enumerate(windows):
-            (found,) = summarize_partition(replace(base, windows=(window,)))
-            merged.append(merge_all({ALL: WindowSummary.empty(plan)}, found))
-            if progress is not None:
-                progress(i + 1, len(windows))
-        return merged
-    groups = partition_segments(reader.segments(model), parts)
-    jobs = [replace(base, segments=group) for group in groups]
-    results = map_partitions(summarize_partition, jobs, engine=engine, address=address)
-    merged = []
-    for i in range(len(windows)):
-        summaries: Summaries = {ALL: WindowSummary.empty(plan)}
-        for result in results:
-            summaries = merge_all(summaries, result[i])
-        merged.append(summaries)
-    if progress is not None:
-        progress(len(windows), len(windows))
-    return merged
+    groups: list[tuple[str, ...] | None] = [None]
+    if engine != "local":
+        groups = [*partition_segments(reader.segments(model), parts)] or [None]
+    jobs = [
+        PartitionJob(
+            root=str(reader.root),
+            model=model,
+            version=version,
+            plan=plan,
+            window=window,
+            segments=group,
+            batch_size=batch_size,
+            stream_memory_mb=reader.stream_memory_mb,
+            remote=reader.remote,
+        )
+        for window in windows
+        for group in groups
+    ]
+    pending: dict[int, tuple[int, Summaries]] = {}  # window -> (results missing, merged)
+    done = iter_partitions(summarize_partition, jobs, engine=engine, address=address)
+    for job_index, found in done:
+        w = job_index // len(groups)
+        missing, merged = pending.get(w, (len(groups), {ALL: WindowSummary.empty(plan)}))
+        merged = merge_all(merged, found)
+        if missing == 1:
+            pending.pop(w, None)
+            yield w, merged
+        else:
+            pending[w] = (missing - 1, merged)

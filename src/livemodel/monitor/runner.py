@@ -124,7 +124,8 @@ class Monitor:
         number = self.resolve_version(name, version)
         suite = self.fitted_suite(name, number, segments)
         windows = self._windows(name, number, spec, since, until)
-        summaries = summarize_windows(
+        per_window: dict[int, list[WindowResult]] = {}
+        found = summarize_windows(
             self.reader,
             name,
             number,
@@ -133,11 +134,10 @@ class Monitor:
             engine=self.engine,
             batch_size=self.batch_size,
             address=self.ray_address,
-            progress=progress,
         )
-        results: list[WindowResult] = []
-        for w, summary in zip(windows, summaries, strict=True):
-            results.extend(
+        for i, summary in found:  # each window calculated once complete: memory bounded
+            w = windows[i]
+            per_window[i] = [
                 WindowResult(
                     model=name,
                     version=number,
@@ -150,7 +150,10 @@ class Monitor:
                     results=per_key,
                 )
                 for key, per_key in suite.calculate(summary).items()
-            )
+            ]
+            if progress is not None:
+                progress(len(per_window), len(windows))
+        results = [r for i in sorted(per_window) for r in per_window[i]]
         saved = self.store.save(results) if self.store is not None else 0
         return RunResult(name, number, spec.label, tuple(results), saved)
 
