@@ -110,11 +110,17 @@ class _SketchCdf:
     """A sketch's CDF: the exact step function, or the mid-step line when compacting."""
 
     def __init__(self, sketch: kll_doubles_sketch) -> None:
+        # The retained items come from iterating the sketch, but their weights from
+        # ``get_cdf``: the binding's iterator (datasketches 5.2) reports weight 1 for
+        # every item of some merged sketches, which would spread the mass evenly over
+        # items that stand for very different numbers of values.
         pairs = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)
-        items, inverse = np.unique(pairs[:, 0], return_inverse=True)
-        weights = np.bincount(inverse.ravel(), weights=pairs[:, 1])
-        total = float(weights.sum())
-        cumulative = np.cumsum(weights) / total
+        items = np.unique(pairs[:, 0])
+        cumulative = np.asarray(sketch.get_cdf(items.tolist(), inclusive=True)[:-1])
+        cumulative = np.maximum.accumulate(np.clip(cumulative, 0.0, 1.0))
+        cumulative[-1] = 1.0
+        total = float(sketch.n)
+        weights = np.diff(cumulative, prepend=0.0) * total
         self.low, self.high = float(sketch.get_min_value()), float(sketch.get_max_value())
         self.smooth = bool(sketch.is_estimation_mode())
         if not self.smooth:
