@@ -58,6 +58,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--max-rss-gb", type=float, default=12.0, help="memory bound per run")
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/")
+    parser.add_argument(
+        "--docs-only", action="store_true", help="rewrite the docs from the last results.json"
+    )
     args = parser.parse_args()
     args.size_list = sorted(rows_of(s) for s in args.sizes.split(","))
     args.engine_list = [e for e in ("local", "ray") if e in args.engines.split(",")]
@@ -81,6 +84,9 @@ def child(script: str, args: list[str], limits: Limits) -> RunResult:
 
 def main() -> None:
     args = parse_args()
+    if args.docs_only:
+        splice(DOCS, section(json.loads((ROOT / "results.json").read_text())))
+        return
     limits = Limits(seconds=args.timeout, rss_mb=args.max_rss_gb * 1024)
     info = machine_info()
     prepare_logs(args.size_list)
