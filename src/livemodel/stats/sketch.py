@@ -116,7 +116,8 @@ class _SketchCdf:
         # items that stand for very different numbers of values.
         pairs = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)
         items = np.unique(pairs[:, 0])
-        cumulative = np.asarray(sketch.get_cdf(items.tolist(), inclusive=True)[:-1])
+        cdf = sketch.get_cdf(items.tolist(), inclusive=True)[:-1]
+        cumulative: FloatArray = np.asarray(cdf, dtype=np.float64)
         cumulative = np.maximum.accumulate(np.clip(cumulative, 0.0, 1.0))
         cumulative[-1] = 1.0
         total = float(sketch.n)
