@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,6 +229,27 @@ def test_compaction_is_idempotent_and_reader_prefers_parquet(tmp_path: Path) -> 
     assert list_segments(path.parent) == [Segment(parquet.stem, parquet, "parquet")]
     assert LogReader(tmp_path).window("m").num_rows == 2
     assert compact_segment(path, "predictions") == parquet and not path.exists()
+
+
+def test_two_compactors_of_one_segment_agree(tmp_path: Path) -> None:
+    # Abandoned segments are compacted by whichever process finds them: two may race.
+    (path,) = write_segments(tmp_path, [rec(1), rec(2)])
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(compact_segment(path, "predictions")))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and len(set(results)) == 1 and not path.exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == [results[0].name]  # no .tmp left
+    assert LogReader(tmp_path).window("m").num_rows == 2
+    (gone,) = write_segments(tmp_path / "other", [rec(3)])
+    gone.unlink()
+    with pytest.raises(StoreError, match="vanished before it was compacted"):
+        compact_segment(gone, "predictions")
 
 
 def test_only_segments_of_dead_local_writers_are_abandoned(tmp_path: Path) -> None:

@@ -111,20 +111,29 @@ def compact_segment(path: Path, kind: str) -> Path:
     """Rewrite a closed JSON-lines segment as Parquet (zstd); return the Parquet path.
 
     Idempotent and crash-safe: the Parquet file appears by an atomic rename after it is
-    fsynced, and only then is the JSON-lines file removed.
+    fsynced, and only then is the JSON-lines file removed. Two processes compacting the
+    same segment (abandoned segments are compacted by whoever finds them) write their own
+    temporary files, and either rename gives the same Parquet file.
     """
     stem = path.name.removesuffix(OPEN_SUFFIX).removesuffix(CLOSED_SUFFIX)
     target = path.with_name(stem + PARQUET_SUFFIX)
     if not target.exists():
-        table = decode_segment(path.read_bytes(), path, kind)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if target.exists():  # compacted by another process meanwhile
+                return target
+            raise StoreError(f"log segment {path} vanished before it was compacted") from None
+        table = decode_segment(data, path, kind)
         table = table.replace_schema_metadata({"livemodel.format": "1", "livemodel.kind": kind})
-        tmp = path.with_name(stem + PARQUET_SUFFIX + ".tmp")
+        tmp = path.with_name(f"{stem}{PARQUET_SUFFIX}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             pq.write_table(table, tmp, compression="zstd", row_group_size=_ROW_GROUP_ROWS)
             fsync_path(tmp)
             tmp.replace(target)
             fsync_path(path.parent)
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot compact log segment {path}: {exc}") from exc
     path.unlink(missing_ok=True)
     return target
