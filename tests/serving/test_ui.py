@@ -5,12 +5,13 @@ later one drifted), labels for two thirds of it, monitoring results (``livemodel
 run`` for one model, the same ``Monitor`` in this process for the other), a rollout
 started with ``livemodel rollout start`` and ticked once by the rollout controller, and two
 alerts recorded. The browser test saves ``docs/img/dashboard.png``
-and ``docs/img/model.png``.
+and ``docs/img/model.png`` when ``LIVEMODEL_UPDATE_SCREENSHOTS=1``.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -302,7 +303,15 @@ def check_dashboard(page: Any, served: Server, client: httpx.Client, models: Mod
     page.click("#review-form button")
     page.wait_for_selector("#review-table:not([hidden]) tbody tr")
     page.fill("#review-token", "")  # keep the secret out of the screenshot
-    page.screenshot(path=str(DOCS_IMG / "dashboard.png"), full_page=True)
+    screenshot(page, "dashboard.png")
+
+
+def screenshot(page: Any, name: str) -> None:
+    """A full-page PNG; kept in docs/img only with LIVEMODEL_UPDATE_SCREENSHOTS=1."""
+    keep = os.environ.get("LIVEMODEL_UPDATE_SCREENSHOTS") == "1"
+    path = DOCS_IMG / name if keep else Path(tempfile.mkdtemp(prefix="lm-ui-")) / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def check_model_page(page: Any, served: Server) -> None:
@@ -311,4 +320,4 @@ def check_model_page(page: Any, served: Server) -> None:
     assert page.evaluate(CHARTS_WITH_DATA, ".js-plotly-plot") == [True] * 5
     assert page.evaluate("window.__pwned") is None
     assert HOSTILE in page.inner_text("main")  # shown as text, not run
-    page.screenshot(path=str(DOCS_IMG / "model.png"), full_page=True)
+    screenshot(page, "model.png")
