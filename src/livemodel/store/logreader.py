@@ -22,12 +22,9 @@ shipped away between listing and reading makes the read start over with a fresh 
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TypeVar
 
 import duckdb
@@ -37,7 +34,16 @@ from livemodel.errors import InvalidInputError, StoreError
 from livemodel.store.logdecode import RowFilter, decode_segment, fixed_types
 from livemodel.store.logsegments import list_segments, local_root, read_jsonl
 from livemodel.store.logship import RemoteLog, remote_models, remote_segments
-from livemodel.store.predlog import LABELS, PREDICTIONS, check_id, check_model_name, to_micros
+from livemodel.store.logsql import (
+    column_list,
+    conditions,
+    connect,
+    ident,
+    latest_labels,
+    literal,
+    row_filter,
+)
+from livemodel.store.predlog import LABELS, PREDICTIONS, check_id, check_model_name
 
 _LABEL_JOIN = ("label", "label_time", "label_source")
 _T = TypeVar("_T")
@@ -46,14 +52,6 @@ _Build = Callable[[duckdb.DuckDBPyConnection], tuple[str, list[object]]]
 
 class _VanishedError(StoreError):
     """A segment file vanished between listing and reading (shipped): list again."""
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass
@@ -191,7 +189,7 @@ class LogReader:
             if history:
                 sql = f"SELECT * EXCLUDE (_file) FROM ({src.sql}) ORDER BY 1, written_time"
             else:
-                sql = f"SELECT * FROM ({_latest_labels(src)}) ORDER BY 1"
+                sql = f"SELECT * FROM ({latest_labels(src.sql)}) ORDER BY 1"
             return con.sql(sql).to_arrow_table()
 
         return self._read(query, f"cannot read the label log of {model!r}")
@@ -216,7 +214,7 @@ class LogReader:
     # -- connections and retries ----------------------------------------------------------
 
     def _connect(self, memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
-        con = _connect(memory_mb)
+        con = connect(memory_mb)
         if self.remote is not None and not self.remote.is_local:
             try:
                 con.register_filesystem(self.remote.open()[0])
@@ -278,28 +276,28 @@ class LogReader:
         labels: bool,
         segments: Collection[str] | None = None,
     ) -> tuple[str, list[object]]:
-        where = _row_filter(version, start, end)
-        wanted = _column_list(columns)
+        where = row_filter(version, start, end)
+        wanted = column_list(columns)
         needed = (
             None if wanted is None else frozenset(wanted) | {"time", "prediction_id", "version"}
         )
         only = None if segments is None else frozenset(segments)
         src = self._sources(con, model, PREDICTIONS, where, needed, only=only)
         names = src.columns if wanted is None else wanted
-        select = [f"p.{_ident(n)}" if n in src.columns else f"NULL AS {_ident(n)}" for n in names]
+        select = [f"p.{ident(n)}" if n in src.columns else f"NULL AS {ident(n)}" for n in names]
         join = ""
         if labels:
             label_src = self._sources(con, model, LABELS, None, None)
             select += [f"l.{c}" for c in _LABEL_JOIN]
-            join = f" LEFT JOIN ({_latest_labels(label_src)}) l USING (prediction_id)"
+            join = f" LEFT JOIN ({latest_labels(label_src.sql)}) l USING (prediction_id)"
         sql = (
             f"SELECT p.time AS __t, p.prediction_id AS __id, {', '.join(select)} "
             f"FROM ({src.sql}) p{join}"
         )
-        conditions, params = _conditions(where)
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        outer = ", ".join(_ident(n) for n in [*names, *(_LABEL_JOIN if labels else ())])
+        where_sql, params = conditions(where)
+        if where_sql:
+            sql += " WHERE " + " AND ".join(where_sql)
+        outer = ", ".join(ident(n) for n in [*names, *(_LABEL_JOIN if labels else ())])
         return f"SELECT {outer} FROM ({sql})", params
 
     def _sources(
@@ -337,9 +335,9 @@ class LogReader:
                 name = f"{kind}_{len(src.keep)}"
                 con.register(name, table)
                 src.keep.append(table)
-                parts.append(f"SELECT *, {_literal(str(segment.path))} AS _file FROM {name}")
+                parts.append(f"SELECT *, {literal(str(segment.path))} AS _file FROM {name}")
         if parquet:
-            files = ", ".join(_literal(p) for p in parquet)
+            files = ", ".join(literal(p) for p in parquet)
             parts.insert(
                 0, f"SELECT * FROM read_parquet([{files}], union_by_name=true, filename='_file')"
             )
@@ -390,55 +388,3 @@ class LogReader:
                 attempt += 1
         finally:
             con.close()
-
-
-def _connect(memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB; with ``memory_mb``, tuned to stream in bounded memory."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    spill = Path(tempfile.gettempdir()) / f"livemodel-duckdb-{os.getpid()}-{uuid.uuid4().hex}"
-    con.execute(f"SET temp_directory = {_literal(str(spill))}")
-    if memory_mb is not None:
-        con.execute(f"SET memory_limit = '{int(memory_mb)}MiB'")
-        con.execute("SET preserve_insertion_order = false")
-    return con
-
-
-def _latest_labels(src: _Sources) -> str:
-    return (
-        f"SELECT prediction_id, label, label_time, label_source FROM ({src.sql}) "
-        "QUALIFY row_number() OVER (PARTITION BY prediction_id "
-        # The file name, not its path: the same wherever the segment lives.
-        "ORDER BY written_time DESC, regexp_extract(_file, '[^/]*$') DESC) = 1"
-    )
-
-
-def _row_filter(version: int | None, start: datetime | None, end: datetime | None) -> RowFilter:
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise InvalidInputError(f"version must be an int or None: {version!r}")
-    start_us = None if start is None else to_micros(start, "start")
-    end_us = None if end is None else to_micros(end, "end")
-    return RowFilter(version, start_us, end_us)
-
-
-def _conditions(where: RowFilter) -> tuple[list[str], list[object]]:
-    conditions: list[str] = []
-    params: list[object] = []
-    if where.version is not None:
-        conditions.append("p.version = ?")
-        params.append(where.version)
-    if where.start_us is not None:
-        conditions.append("p.time >= make_timestamp(?::BIGINT)::TIMESTAMPTZ")
-        params.append(where.start_us)
-    if where.end_us is not None:
-        conditions.append("p.time < make_timestamp(?::BIGINT)::TIMESTAMPTZ")
-        params.append(where.end_us)
-    return conditions, params
-
-
-def _column_list(columns: Sequence[str] | None) -> list[str] | None:
-    if columns is None:
-        return None
-    if isinstance(columns, str) or not all(isinstance(c, str) and c for c in columns):
-        raise InvalidInputError("columns must be a sequence of non-empty column names")
-    return list(dict.fromkeys(columns))
