@@ -81,8 +81,11 @@ def check_invariants(result: ValidationResult, n: int) -> None:
     assert result.valid.dtype == np.bool_
     assert result.valid.shape == (n,)
     assert Counter((v.column, v.kind) for v in result.violations) == result.counts
+    names, hits = result.flag_matrix()  # the vectorized row_flags of batch jobs
+    assert hits.shape == (n, len(names))
     for i in range(n):
         assert bool(result.valid[i]) == (result.row_flags(i) == [])
+        assert [names[j] for j in np.flatnonzero(hits[i])] == result.row_flags(i)
     for v in result.violations:
         assert v.row is None or 0 <= v.row < n
         assert len(v.message) < 400

@@ -48,13 +48,6 @@ __all__ = ["OUTPUT_COLUMNS", "ChunkCounts", "ScoredChunk", "output_fields", "sco
 OUTPUT_COLUMNS = ("prediction_id", "status", "flags", "prediction")
 ARM = "batch"
 _FLAGS = pa.list_(pa.string())
-# The per-cell kinds in the order ValidationResult.row_flags lists them.
-_CELL_KINDS = (
-    ViolationKind.NULL,
-    ViolationKind.WRONG_TYPE,
-    ViolationKind.OUT_OF_RANGE,
-    ViolationKind.UNSEEN_CATEGORY,
-)
 
 
 @dataclass
@@ -113,7 +106,7 @@ def score_chunk(
     present = [c for c in signature.names if c in batch.schema.names]
     frame = batch.select(present).to_pandas() if present else pd.DataFrame(index=range(n))
     result = validate(signature, frame)
-    names, hits = _flag_matrix(result)
+    names, hits = result.flag_matrix()
     rejected: np.ndarray = np.zeros(n, dtype=bool)
     if options.validation == "reject" and names:
         rejecting = [name.partition(":")[0] in options.reject_kinds for name in names]
@@ -212,26 +205,6 @@ def _predict(handle: ModelHandle, frame: pd.DataFrame) -> tuple[BatchOutputs | N
     parts.sort(key=lambda p: p[0])
     outputs = concat_outputs([p[2] for p in parts], [p[1] - p[0] for p in parts])
     return outputs, failed
-
-
-def _flag_matrix(result: ValidationResult) -> tuple[list[str], np.ndarray]:
-    """Flag names and a (rows x flags) mask, columns in ``row_flags`` order."""
-    names: list[str] = []
-    masks: list[np.ndarray] = []
-    n = result.n_rows
-    for check in result.checks:
-        column = check.schema.name
-        if not check.present:
-            names.append(f"{ViolationKind.MISSING_COLUMN}:{column}")
-            masks.append(np.ones(n, dtype=bool))
-            continue
-        cells = (check.null_violation, check.wrong_type, check.out_of_range, check.unseen)
-        for kind, mask in zip(_CELL_KINDS, cells, strict=True):
-            if mask.any():
-                names.append(f"{kind}:{column}")
-                masks.append(mask)
-    hits = np.column_stack(masks) if masks else np.zeros((n, 0), dtype=bool)
-    return names, hits
 
 
 def _flag_lists(names: list[str], hits: np.ndarray, extra: np.ndarray) -> pa.Array:

@@ -164,6 +164,25 @@ class ValidationResult:
             flags += [f"{kind}:{name}" for kind in _CELL_KINDS if _cell_mask(check, kind)[i]]
         return flags
 
+    def flag_matrix(self) -> tuple[list[str], BoolArray]:
+        """The flags that occur in the batch and a (rows x flags) mask: the flags of row
+        ``i``, in order, are those :meth:`row_flags` gives (vectorized for batch jobs)."""
+        names: list[str] = []
+        masks: list[BoolArray] = []
+        for check in self.checks:
+            name = check.schema.name
+            if not check.present:
+                names.append(f"{ViolationKind.MISSING_COLUMN}:{name}")
+                masks.append(np.ones(self.n_rows, dtype=bool))
+                continue
+            for kind, mask in zip(_CELL_KINDS, _cell_masks(check), strict=True):
+                if mask.any():
+                    names.append(f"{kind}:{name}")
+                    masks.append(mask)
+        if not masks:
+            return names, np.zeros((self.n_rows, 0), dtype=bool)
+        return names, np.column_stack(masks)
+
     def summary(self, limit: int = 5) -> str:
         """At most ``limit`` problems, one per column and kind, in one human line."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
