@@ -10,14 +10,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from tests.serving.conftest import linear_pipeline
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from livemodel.demo.flights import CATEGORICAL, FEATURES, NUMERIC, TARGET, load_flights
+from livemodel.demo.flights import FEATURES, TARGET, load_flights
 from livemodel.registry.registry import Registry
 from livemodel.store.artifacts import ArtifactStore
 from livemodel.store.database import open_database
@@ -60,17 +56,6 @@ def _one_thread() -> Iterator[None]:
 def flights() -> pd.DataFrame:
     """10,000 real flights of January 2013: ``time``, features and ``late``."""
     return load_flights((1,)).iloc[:10_000].reset_index(drop=True)
-
-
-def linear_pipeline() -> Pipeline:
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    encode = ColumnTransformer(
-        [
-            ("num", numeric, list(NUMERIC)),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL)),
-        ]
-    )
-    return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))])
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from tests.serving.conftest import linear_pipeline
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from livemodel.demo.flights import CATEGORICAL, FEATURES, NUMERIC, TARGET, load_flights
+from livemodel.demo.flights import FEATURES, TARGET, load_flights
 from livemodel.registry.registry import Registry
 from livemodel.serving.handles import ModelHandle, load_handle
 from livemodel.store.artifacts import ArtifactStore
@@ -44,17 +40,6 @@ def flights() -> pd.DataFrame:
     jan = data[data["time"].dt.month == 1].iloc[:8000]
     jul = data[data["time"].dt.month == 7].iloc[:4000]
     return pd.concat([jan, jul], ignore_index=True)
-
-
-def linear_pipeline() -> Pipeline:
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    encode = ColumnTransformer(
-        [
-            ("num", numeric, list(NUMERIC)),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL)),
-        ]
-    )
-    return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))])
 
 
 @pytest.fixture(scope="session")

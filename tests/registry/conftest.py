@@ -6,13 +6,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from tests.serving.conftest import linear_pipeline
 
-from livemodel.demo.flights import CATEGORICAL, FEATURES, NUMERIC, TARGET, load_flights
+from livemodel.demo.flights import FEATURES, TARGET, load_flights
 from livemodel.registry.registry import Registry
 from livemodel.store.artifacts import ArtifactStore
 from livemodel.store.database import open_database
@@ -23,17 +19,6 @@ from livemodel.store.metadata import MetadataStore
 def flights() -> pd.DataFrame:
     """6,000 real flights of January 2013 (features + target), in time order."""
     return load_flights((1,)).iloc[:6000][[*FEATURES, TARGET]].reset_index(drop=True)
-
-
-def linear_pipeline() -> Pipeline:
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    encode = ColumnTransformer(
-        [
-            ("num", numeric, list(NUMERIC)),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL)),
-        ]
-    )
-    return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))])
 
 
 @pytest.fixture(scope="session")
