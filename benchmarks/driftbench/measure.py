@@ -50,39 +50,9 @@ class RunResult:
         return self.error is None
 
 
-def _session_pids(sid: int) -> list[int]:
-    """Processes of session ``sid`` (the child's tree)."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()
-            if int(fields[3]) == sid:
-                pids.append(int(entry.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return pids
-
-
-def _session_pss_kb(sid: int) -> int:
-    """Summed proportional set size of session ``sid``: shared memory (Ray's object
-    store, libraries) counted once in all, not once per process."""
-    total = 0
-    for pid in _session_pids(sid):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-                    break
-        except (OSError, ValueError):
-            continue
-    return total
-
-
-def _session_rss_kb(sid: int) -> int:
-    """Summed resident set of every process in session ``sid`` (the child's tree)."""
-    total = 0
+def _session_rss(sid: int) -> dict[int, int]:
+    """Resident set (kB) of every process in session ``sid`` (the child's tree), by pid."""
+    found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -91,9 +61,29 @@ def _session_rss_kb(sid: int) -> int:
             fields = raw.rsplit(b")", 1)[1].split()
             # after the command: state ppid pgrp session ... rss is field 24 (index 21)
             if int(fields[3]) == sid:
-                total += int(fields[21]) * _PAGE_KB
+                found[int(entry.name)] = int(fields[21]) * _PAGE_KB
         except (OSError, IndexError, ValueError):
             continue  # the process ended while we looked
+    return found
+
+
+def _session_rss_kb(sid: int) -> int:
+    """Summed resident set of the child's tree."""
+    return sum(_session_rss(sid).values())
+
+
+def _session_pss_kb(sid: int) -> int:
+    """Summed proportional set size of session ``sid``: shared memory (Ray's object
+    store, libraries) counted once in all, not once per process."""
+    total = 0
+    for pid in _session_rss(sid):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError):
+            continue
     return total
 
 
