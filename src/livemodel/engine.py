@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -69,10 +70,12 @@ def ray_session(
 ) -> Iterator[ModuleType]:
     """A connected ``ray`` module: the running session, a cluster, or a local one."""
     ray = ray_module()
+    address = address or os.environ.get("LIVEMODEL_RAY_ADDRESS") or None
+    if address is not None:
+        _check_reachable(address)
     if ray.is_initialized():
         yield ray
         return
-    address = address or os.environ.get("LIVEMODEL_RAY_ADDRESS") or None
     options: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
@@ -95,6 +98,20 @@ def ray_session(
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A clear error at once for a cluster address nothing answers at (``ray.init`` would
+    retry for minutes); ``auto`` is left to Ray."""
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc}") from exc
 
 
 def map_partitions(

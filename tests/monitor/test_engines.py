@@ -164,6 +164,23 @@ def test_partitions_are_balanced_and_complete() -> None:
     assert len(partition_segments(segments, 100)) == len(segments)
 
 
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1'"),
+        ("ray://127.0.0.1:1", "cannot reach the Ray cluster"),
+        ("headnode", "is not HOST:PORT"),
+        ("host:99999", "is not HOST:PORT"),
+        (":6379", "is not HOST:PORT"),
+    ],
+)
+def test_an_unreachable_or_malformed_ray_address_is_a_clear_error(
+    address: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):  # at once, not after Ray's retries
+        map_partitions(sum, [[1]], engine="ray", address=address)
+
+
 def test_unknown_engine_is_refused(logged: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError, match="unknown engine 'spark'"):
         Monitor(logged["registry"], LogReader(logged["logs"]), engine="spark")
