@@ -4,7 +4,9 @@
 - a candidate raising on 20% of its requests is rolled back within 200 canary requests
   while no client request fails;
 - a candidate that is less accurate (it ignores the departure delay) is rolled back by the
-  estimated-performance guard before any label arrives.
+  estimated-performance guard before any label arrives;
+- a candidate reading another flight's delay (no drift, same confidence) is rolled back by
+  the accuracy guard once labels arrive.
 """
 
 from __future__ import annotations
@@ -58,21 +60,22 @@ class Flaky:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-class Flipped:
-    """Fine on its reference, wrong on a share of rows once served, and exactly as confident:
-    only labels can tell (CBPE is calibrated on the reference)."""
+class Misjoined:
+    """Fine at registration; once served, it reads another flight's departure delay (an
+    upstream join gone wrong). Every input keeps its distribution and every answer its
+    confidence, so neither drift nor CBPE can tell: only labels can."""
 
-    def __init__(self, inner, share):
-        self.inner, self.share, self.classes_ = inner, share, inner.classes_
+    def __init__(self, inner, delays):
+        self.inner, self.classes_ = inner, inner.classes_
+        self.delays = np.asarray(delays, dtype=float)
 
     def predict_proba(self, X):
-        proba = np.array(self.inner.predict_proba(X), dtype=float)
-        delay = np.nan_to_num(X["dep_delay"].to_numpy(dtype=float, na_value=np.nan))
-        distance = np.nan_to_num(X["distance"].to_numpy(dtype=float, na_value=np.nan))
-        flip = (np.abs(delay * 7919 + distance * 104729) % 100) < self.share * 100
         if "LM_FAULTS_TRACE" in os.environ:  # set for servers, not at registration
-            proba[flip] = proba[flip][:, ::-1]
-        return proba
+            distance = np.nan_to_num(X["distance"].to_numpy(dtype=float, na_value=np.nan))
+            hour = np.nan_to_num(X["sched_hour"].to_numpy(dtype=float, na_value=np.nan))
+            other = (distance * 104729 + hour * 7919).astype(np.int64) % len(self.delays)
+            X = X.assign(dep_delay=self.delays[other])
+        return self.inner.predict_proba(X)
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
@@ -118,7 +121,7 @@ def rollout_server(
         ("healthy", models.linear_v1),
         ("flaky", lm_flaky.Flaky(models.linear_v1, 0.2)),
         ("worse", weak_pipeline().fit(train[list(FEATURES)], train[TARGET])),
-        ("flipped", lm_flaky.Flipped(models.linear_v1, 0.3)),
+        ("misjoined", lm_flaky.Misjoined(models.linear_v1, train["dep_delay"].dropna())),
     ):
         registry.register(
             name, models.linear_v1, train, target=TARGET, validation=valid, alias="production"
@@ -129,7 +132,7 @@ def rollout_server(
         home,
         faults_dir,
         config=home / "livemodel.toml",
-        ready_models=("healthy", "flaky", "worse", "flipped"),
+        ready_models=("healthy", "flaky", "worse", "misjoined"),
         controller=True,
     )
     yield server
@@ -232,14 +235,14 @@ def test_less_accurate_candidate_is_rolled_back_by_estimated_performance(
 def test_candidate_wrong_where_cbpe_cannot_see_is_rolled_back_once_labels_arrive(
     rollout_server: Server, models: Models
 ) -> None:
-    """Flipped answers keep their confidence, so only labels reveal them."""
+    """A misjoined feature keeps every distribution, so only labels reveal it."""
     server = rollout_server
     cli(
         server.home,
         server.faults,
         "rollout",
         "start",
-        "flipped",
+        "misjoined",
         "--candidate",
         "2",
         "--plan",
@@ -252,21 +255,21 @@ def test_candidate_wrong_where_cbpe_cannot_see_is_rolled_back_once_labels_arrive
     client = server.client()
     sent: list[tuple[str, int]] = []
     deadline = time.monotonic() + 150
-    state = status(server, "flipped")
+    state = status(server, "misjoined")
     i = 0
     while state["status"] == "running" and time.monotonic() < deadline:
         for _ in range(100):  # traffic, then the labels of that traffic (late, in a batch)
-            answer = client.post("/v1/models/flipped/predict", json={"records": [pool[i % 1500]]})
+            answer = client.post("/v1/models/misjoined/predict", json={"records": [pool[i % 1500]]})
             assert answer.status_code == 200, answer.text
             sent.append((answer.json()["predictions"][0]["id"], int(truth[i % 1500])))
             i += 1
         labels = [{"id": pid, "label": y} for pid, y in sent]
         assert (
-            client.post("/v1/models/flipped/feedback", json={"labels": labels}).status_code == 200
+            client.post("/v1/models/misjoined/feedback", json={"labels": labels}).status_code == 200
         )
         sent.clear()
         time.sleep(1.0)
-        state = status(server, "flipped")
+        state = status(server, "misjoined")
     assert state["status"] == "rolled_back", state
     assert "accuracy" in state["reason"], state["reason"]
     accuracy = next(r for r in state["last_readings"] if r["guard"] == "accuracy")
