@@ -83,10 +83,12 @@ def ray_session(
         "logging_level": logging.WARNING,
     }
     if address is None:
+        # "local": a new cluster even when another one runs on this machine (without an
+        # address Ray would join the latest one started by `ray start`).
         options["num_cpus"] = num_cpus or os.cpu_count() or 1
         options["object_store_memory"] = object_store_mb * 1024 * 1024
     try:
-        ray.init(address=address, **options)
+        ray.init(address=address or "local", **options)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
         raise ConfigError(f"cannot start or join {where}: {exc}") from exc
