@@ -12,6 +12,7 @@ import pytest
 
 from livemodel.errors import InvalidInputError, StoreError
 from livemodel.store.logreader import LogReader
+from livemodel.store.logsql import connect
 from livemodel.store.logsegments import (
     Segment,
     abandoned_segments,
@@ -206,6 +207,32 @@ def test_iter_batches_streams_one_schema_in_bounded_batches(tmp_path: Path) -> N
     assert table["f.extra"].null_count == 300
     with pytest.raises(InvalidInputError, match="batch_size"):
         LogReader(tmp_path).iter_batches("m", batch_size=0)
+
+
+def test_streamed_reads_keep_duckdb_within_the_given_threads_and_memory(tmp_path: Path) -> None:
+    write_segments(tmp_path, [rec(i, x=i) for i in range(200)])
+    reader = LogReader(tmp_path, stream_memory_mb=64, stream_threads=1)
+    table = pa.Table.from_batches(list(reader.iter_batches("m", batch_size=50)))
+    assert sorted(table["f.x"].to_pylist()) == list(range(200))
+    con = connect(64, 1)
+    try:
+        settings = dict(
+            con.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'memory_limit')"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert settings["threads"] == "1"
+    assert settings["memory_limit"] in {"64.0 MiB", "67.1 MB"}
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"stream_threads": 0}, {"stream_threads": True}, {"stream_memory_mb": "1GB"}]
+)
+def test_bad_stream_limits_are_refused(tmp_path: Path, kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError, match="must be a positive int"):
+        LogReader(tmp_path, **kwargs)  # type: ignore[arg-type]
 
 
 # -- segment files ----------------------------------------------------------------------

@@ -72,7 +72,8 @@ class LogReader:
     ``columns`` selects output columns by name; a name that no segment has reads as an
     all-null column (a feature never logged in the window). A torn trailing line is
     skipped; a corrupt file raises :class:`StoreError` naming it. With ``remote``, the
-    segments shipped to that URL are read too.
+    segments shipped to that URL are read too. Streamed reads (:meth:`iter_batches`) keep
+    DuckDB within ``stream_memory_mb`` and, if given, ``stream_threads`` threads.
     """
 
     def __init__(
@@ -80,10 +81,20 @@ class LogReader:
         root: str | os.PathLike[str],
         *,
         stream_memory_mb: int = 512,
+        stream_threads: int | None = None,
         remote: RemoteLog | None = None,
     ) -> None:
+        for name, value in (
+            ("stream_memory_mb", stream_memory_mb),
+            ("stream_threads", stream_threads),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InvalidInputError(f"{name} must be a positive int: {value!r}")
         self.root = local_root(root)
         self.stream_memory_mb = stream_memory_mb
+        self.stream_threads = stream_threads
         self.remote = remote
         self._attempts = 1 if remote is None else 3
 
@@ -213,8 +224,10 @@ class LogReader:
 
     # -- connections and retries ----------------------------------------------------------
 
-    def _connect(self, memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
-        con = connect(memory_mb)
+    def _connect(
+        self, memory_mb: int | None = None, threads: int | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        con = connect(memory_mb, threads)
         if self.remote is not None and not self.remote.is_local:
             try:
                 con.register_filesystem(self.remote.open()[0])
@@ -247,7 +260,7 @@ class LogReader:
         :meth:`_read`)."""
         attempt = 1
         while True:
-            con = self._connect(self.stream_memory_mb)
+            con = self._connect(self.stream_memory_mb, self.stream_threads)
             try:
                 return con, build(con)
             except _VanishedError:

@@ -37,8 +37,9 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB; with ``memory_mb``, tuned to stream in bounded memory."""
+def connect(memory_mb: int | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB; with ``memory_mb``, tuned to stream in bounded memory;
+    with ``threads``, using that many threads (DuckDB's default: one per core)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     spill = Path(tempfile.gettempdir()) / f"livemodel-duckdb-{os.getpid()}-{uuid.uuid4().hex}"
@@ -46,6 +47,8 @@ def connect(memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
     if memory_mb is not None:
         con.execute(f"SET memory_limit = '{int(memory_mb)}MiB'")
         con.execute("SET preserve_insertion_order = false")
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}")
     return con
 
 
