@@ -91,6 +91,11 @@ def main() -> None:
     info = machine_info()
     prepare_logs(args.size_list)
     results: dict[str, Any] = {"machine": info, "monitor": [], "score": []}
+    if "ray" in args.engine_list:
+        console.print("an idle Ray cluster (2 warm workers) ...")
+        run = child("child_ray_idle.py", [], limits)
+        results["ray_idle"] = as_dict(run)
+        console.print(f"  {describe(run)}")
     for rows in args.size_list:
         for engine in args.engine_list:
             console.print(f"monitor {rows:,} rows, engine {engine} ...")
