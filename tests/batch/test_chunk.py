@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
 
-from livemodel.batch.chunk import score_chunk
+from livemodel.batch.chunk import _ids, score_chunk
 from livemodel.demo.flights import FEATURES
 from livemodel.errors import ModelError
 from livemodel.registry.registry import Registry
@@ -228,3 +231,52 @@ def test_prediction_ids_are_unique_hex_of_the_run_and_row(
     ids = scored.output["prediction_id"].to_pylist()
     assert len(set(ids)) == 100
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+
+
+def spelled_out_ids(run_id: str, first_row: int, ok: np.ndarray) -> list[str | None]:
+    """The definition of a prediction id, one row at a time."""
+    return [f"{run_id}{first_row + i:016x}" if keep else None for i, keep in enumerate(ok)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    run_id=st.text(alphabet="0123456789abcdefXYZ", max_size=64),
+    first_row=st.one_of(
+        st.integers(0, 2**33),
+        st.integers(2**32 - 100, 2**32 + 100),
+        st.integers(2**40, 2**63),
+        st.integers(16**16 - 1000, 16**16 - 200),
+    ),
+    ok=st.lists(st.booleans(), max_size=200),
+)
+def test_prediction_ids_are_the_run_and_the_row_in_hex(
+    run_id: str, first_row: int, ok: list[bool]
+) -> None:
+    mask = np.asarray(ok, dtype=bool)
+    ids = _ids(run_id, first_row, len(ok), mask)
+    ids.validate(full=True)
+    assert ids.type == pa.string()
+    assert ids.to_pylist() == spelled_out_ids(run_id, first_row, mask)
+
+
+def test_string_labels_are_the_models_and_null_where_not_answered(
+    sqlite_registry: Registry, fitted: Any, flights: pd.DataFrame
+) -> None:
+    train = flights.iloc[:4000].copy()
+    train["late"] = np.where(train["late"] == 1, "late", "on time")
+    model = clone(fitted).fit(train[list(FEATURES)], train["late"])
+    sqlite_registry.register("words", model, train, target="late", alias="production")
+    handle = load_handle(sqlite_registry, "words@production")
+    rows = hostile(flights)
+    scored = score_chunk(
+        handle, ModelOptions(), chunk_of(rows), keep=(), first_row=0, run_id=RUN, time_us=T_US
+    )
+    out = scored.output.to_pydict()
+    assert scored.output.schema.field("prediction").type == pa.string()
+    answered = [s in ("ok", "flagged") for s in out["status"]]
+    expected = model.predict(rows[list(FEATURES)].iloc[[i for i, a in enumerate(answered) if a]])
+    assert [p for p, a in zip(out["prediction"], answered, strict=True) if a] == list(expected)
+    assert [p for p, a in zip(out["prediction"], answered, strict=True) if not a] == [None] * 4
+    assert out["prediction_id"] == spelled_out_ids(RUN, 0, np.asarray(answered))
+    assert scored.log is not None
+    assert scored.log["o.label"].to_pylist() == list(expected)

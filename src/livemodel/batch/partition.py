@@ -36,7 +36,7 @@ from livemodel.registry.version import ModelVersion
 from livemodel.serving.handles import ModelHandle
 from livemodel.serving.options import ModelOptions
 from livemodel.store.artifacts import ArtifactStore
-from livemodel.store.logbatch import StagedSegment, batch_stem
+from livemodel.store.logbatch import StagedSegment, batch_stem, dictionary_columns
 
 __all__ = ["ModelSource", "PartitionResult", "PartitionTask", "remember", "score_partition"]
 
@@ -185,7 +185,9 @@ def _batches(part: Partition, job: JobSpec) -> Iterator[pa.RecordBatch]:
 
 def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     try:
-        return pq.ParquetWriter(path, schema, compression="zstd")
+        return pq.ParquetWriter(
+            path, schema, compression="zstd", use_dictionary=dictionary_columns(schema)
+        )
     except OSError as exc:
         raise StoreError(f"cannot write the output {str(path)!r}: {exc}") from exc
 

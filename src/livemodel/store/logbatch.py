@@ -41,6 +41,7 @@ __all__ = [
     "STAGED_SUFFIX",
     "StagedSegment",
     "batch_stem",
+    "dictionary_columns",
     "discard",
     "prediction_table",
     "publish",
@@ -52,6 +53,8 @@ _ROW_GROUP_ROWS: Final = 131_072
 _MAX_ID_CHARS: Final = 256
 _VALUE_TYPES: Final = (pa.bool_(), pa.int64(), pa.float64(), pa.string(), pa.null())
 _METADATA: Final = {"livemodel.format": "1", "livemodel.kind": PREDICTIONS}
+_UNIQUE: Final = frozenset({"prediction_id"})
+_CONTINUOUS: Final = frozenset({"FLOAT", "DOUBLE"})
 
 
 def batch_stem(token: str, partition: int) -> str:
@@ -60,6 +63,24 @@ def batch_stem(token: str, partition: int) -> str:
         raise InvalidInputError(f"a batch token must be letters and digits, got {token!r}")
     start_us = time.time_ns() // 1_000
     return segment_stem(os.getpid(), start_us, f"batch{token}", partition)
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet column paths of ``schema`` worth dictionary-encoding.
+
+    All but floating-point columns and ``prediction_id``: a float column (features,
+    probabilities) or a column of ids has about as many distinct values as rows, so a
+    dictionary would be as large as the data and would never fall back to plain encoding
+    within a chunk (its page limit is 1 MiB), which doubled the time to write a batch
+    job's output and log and made the files larger. Categories, labels, flags and
+    constant columns shrink to almost nothing with one. Pass the result as
+    ``use_dictionary`` to :class:`pyarrow.parquet.ParquetWriter`.
+    """
+    buffer = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), buffer)  # the leaf paths as Parquet names them
+    parquet = pq.read_metadata(pa.BufferReader(buffer.getvalue())).schema
+    leaves = (parquet.column(i) for i in range(len(parquet)))
+    return [c.path for c in leaves if c.physical_type not in _CONTINUOUS and c.path not in _UNIQUE]
 
 
 def prediction_table(
@@ -96,11 +117,11 @@ def prediction_table(
     columns: dict[str, pa.Array] = {
         "prediction_id": ids,
         "time": pa.array(np.full(n, time_us, dtype=np.int64)).cast(fixed["time"]),
-        "model": pa.array([model] * n, pa.string()),
+        "model": pa.repeat(pa.scalar(model, pa.string()), n),
         "version": pa.array(np.full(n, version, dtype=np.int64)),
         "latency_ms": pa.nulls(n, pa.float64()),
         "flags": flags,
-        "arm": pa.array([arm] * n, pa.string()),
+        "arm": pa.repeat(pa.scalar(arm, pa.string()), n),
     }
     values: dict[str, pa.Array] = {}
     nonfinite: list[tuple[str, np.ndarray]] = []
@@ -133,10 +154,10 @@ def _value_column(name: str, array: pa.Array, n: int) -> tuple[pa.Array, np.ndar
         )
     if array.type != pa.float64() or n == 0:
         return array, None
+    if not pc.any(pc.invert(pc.is_finite(array))).as_py():  # NaN or ±inf (a null is neither)
+        return array, None
     data = array.to_numpy(zero_copy_only=False)
     bad = ~np.isfinite(data)
-    if not bad.any():
-        return array, None
     infinite = np.isinf(data)
     mask = pa.array(bad | np.asarray(array.is_null()), pa.bool_())
     cleaned = pc.if_else(mask, pa.scalar(None, pa.float64()), array)
@@ -175,7 +196,12 @@ class StagedSegment:
         try:
             if self._writer is None:
                 schema = table.schema.with_metadata(_METADATA)
-                self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+                self._writer = pq.ParquetWriter(
+                    self.path,
+                    schema,
+                    compression="zstd",
+                    use_dictionary=dictionary_columns(schema),
+                )
             else:
                 table = table.cast(self._writer.schema)
             self._writer.write_table(table, row_group_size=_ROW_GROUP_ROWS)
