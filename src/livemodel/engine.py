@@ -37,6 +37,7 @@ __all__ = [
 
 ENGINES = ("local", "ray")
 INSTALL_HINT = "pip install 'livemodel[ray]'"
+LOOPBACK = ("localhost", "127.0.0.1", "::1")  # the hosts Ray replaces (is_localhost)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -72,7 +73,7 @@ def ray_session(
     ray = ray_module()
     address = address or os.environ.get("LIVEMODEL_RAY_ADDRESS") or None
     if address is not None:
-        _check_reachable(address)
+        _check_reachable(address, ray)
     if ray.is_initialized():
         yield ray
         return
@@ -102,18 +103,36 @@ def ray_session(
         ray.shutdown()
 
 
-def _check_reachable(address: str) -> None:
+def _check_reachable(address: str, ray: ModuleType) -> None:
     """A clear error at once for a cluster address nothing answers at (``ray.init`` would
-    retry for minutes); ``auto`` is left to Ray."""
+    retry for minutes); ``auto`` is left to Ray.
+
+    For a loopback HOST:PORT Ray dials this machine's network address instead, which a
+    cluster bound to the loopback only (``ray start --node-ip-address 127.0.0.1``) does
+    not answer at: that is checked too."""
     if address == "auto":
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    host = host.strip("[]")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
         raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc}") from exc
+    if address.startswith("ray://") or host not in LOOPBACK:
+        return
+    dialled = str(ray.util.get_node_ip_address())
+    if dialled in LOOPBACK:
+        return
+    try:
+        socket.create_connection((dialled, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot join the Ray cluster at {address!r}: Ray dials it at this machine's "
+            f"address {dialled}, where nothing answers ({exc}); a cluster bound to {host} "
+            "only cannot be joined"
+        ) from exc
 
 
 def map_partitions(
