@@ -4,7 +4,11 @@ all-or-nothing failures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import resource
+import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from livemodel.errors import (
     ModelError,
     NotFoundError,
     SchemaError,
+    StoreError,
 )
 from livemodel.monitor.results import REALIZED
 from livemodel.monitor.runner import Monitor
@@ -247,6 +252,34 @@ def test_a_failed_run_leaves_no_output_no_log_and_no_event(
     assert (result.errors, result.scored) == (2, 5998)
     out = read_output(tmp_path / "out")
     assert [list(out.loc[i, "flags"])[-1] for i in (3, 4444)] == ["model_error"] * 2
+
+
+@contextlib.contextmanager
+def small_disk() -> Iterator[None]:
+    """Files can grow to 96 KiB only, as on a nearly full disk (writes fail with EFBIG)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_write_failing_midway_fails_the_run_cleanly(
+    sqlite_registry: Registry, fitted: Any, flights: pd.DataFrame, tmp_path: Path
+) -> None:
+    register(sqlite_registry, fitted, flights)
+    source = write_input(tmp_path / "in.parquet", pd.concat([scoring_input(flights)] * 4))
+    options = ScoreOptions(batch_size=1000)  # written chunk by chunk, behind the scoring
+    before = len(sqlite_registry.audit("flights"))
+    with small_disk(), pytest.raises(StoreError, match=r"^cannot write"):
+        score(sqlite_registry, tmp_path / "logs", "flights", source, tmp_path / "out",
+              options=options)  # fmt: skip
+    assert entries(tmp_path) == ["artifacts", "in.parquet", "logs"]
+    assert not [p for p in (tmp_path / "logs").rglob("*") if p.is_file()]
+    assert len(sqlite_registry.audit("flights")) == before
 
 
 def test_without_log_nothing_is_logged(

@@ -48,6 +48,8 @@ __all__ = ["OUTPUT_COLUMNS", "ChunkCounts", "ScoredChunk", "output_fields", "sco
 OUTPUT_COLUMNS = ("prediction_id", "status", "flags", "prediction")
 ARM = "batch"
 _FLAGS = pa.list_(pa.string())
+_STATUSES = pa.array(["ok", "flagged", "rejected", "error"], pa.string())
+_OK, _FLAGGED, _REJECTED, _ERROR = (np.int8(i) for i in range(4))
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)  # the 16 hex digits of a row, first first
 _MAX_ROWS = 16**16
@@ -132,13 +134,11 @@ def score_chunk(
             extra[admitted[unsure]] = "low_confidence"
     flags = _flag_lists(names, hits, extra)
     flagged = ok & (hits.any(axis=1) | (extra != None))  # noqa: E711 - elementwise
-    status = np.where(
-        rejected, "rejected", np.where(ok, np.where(flagged, "flagged", "ok"), "error")
-    )
+    status = np.where(rejected, _REJECTED, np.where(ok, np.where(flagged, _FLAGGED, _OK), _ERROR))
     ids = _ids(run_id, first_row, n, ok)
     columns = _output_columns(handle, outputs, admitted, ok, n)
     out = {name: batch.column(name) for name in keep}
-    out.update(prediction_id=ids, status=pa.array(status, pa.string()), flags=flags)
+    out.update(prediction_id=ids, status=_STATUSES.take(status), flags=flags)
     out.update(columns)
     output = pa.Table.from_pydict(out)
     counts = ChunkCounts(

@@ -5,9 +5,12 @@
 at hand and a page per column are in memory whatever the size of the file or its row
 groups), scores each chunk
 (:func:`~livemodel.batch.chunk.score_chunk`) and streams the results into one output
-part file and one staged log segment. Everything it needs is plain picklable data
-(:class:`PartitionTask`), so it runs the same in this process and in a Ray worker; its
-errors come back in the result instead of being raised, because Ray would wrap them.
+part file and one staged log segment. The files are written by a thread of their own
+while the next chunk is scored (:class:`_WriteBehind`): Parquet encoding and zstd
+release the GIL, so on a second core they overlap the model. Everything it needs is
+plain picklable data (:class:`PartitionTask`), so it runs the same in this process and
+in a Ray worker; its errors come back in the result instead of being raised, because
+Ray would wrap them.
 
 The model travels as a :class:`ModelSource` (its version and where its artifact is),
 not as bytes: each process loads an artifact once, verified by its SHA-256, and keeps
@@ -17,10 +20,12 @@ so the local engine never loads twice.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,24 +137,27 @@ def score_partition(
         if job.log_root is not None:
             segment = StagedSegment(job.log_root, handle.name, batch_stem(job.run_id, part.index))
         writer = _writer(output, job.output_schema)
-        row = part.first_row
-        for batch in _batches(part, job):
-            chunk = score_chunk(
-                handle,
-                job.options,
-                batch,
-                keep=job.keep,
-                first_row=row,
-                run_id=job.run_id,
-                time_us=time.time_ns() // 1_000,
-            )
-            _write(writer, output, chunk.output.cast(job.output_schema))
-            if segment is not None and chunk.log is not None:
-                segment.write(chunk.log)
-            counts.add(chunk.counts)
-            row += batch.num_rows
-            if progress is not None:
-                progress(batch.num_rows)
+        behind = _WriteBehind(progress)
+        try:
+            row = part.first_row
+            for batch in _batches(part, job):
+                chunk = score_chunk(
+                    handle,
+                    job.options,
+                    batch,
+                    keep=job.keep,
+                    first_row=row,
+                    run_id=job.run_id,
+                    time_us=time.time_ns() // 1_000,
+                )
+                table = chunk.output.cast(job.output_schema)
+                write = functools.partial(_write_chunk, writer, output, table, segment, chunk.log)
+                behind.submit(write, batch.num_rows)
+                counts.add(chunk.counts)
+                row += batch.num_rows
+            behind.wait()
+        finally:
+            behind.stop()
         _close(writer, output)
         writer = None
         staged = segment.close() if segment is not None else None
@@ -161,6 +169,53 @@ def score_partition(
             segment.abort()
         return PartitionResult(part.index, counts, error=exc)
     return PartitionResult(part.index, counts, str(output), None if staged is None else str(staged))
+
+
+class _WriteBehind:
+    """Writes each chunk in one background thread while the caller scores the next.
+
+    At most one chunk is in flight: :meth:`submit` first waits for the one before, so
+    the files get the chunks in order and memory holds one chunk more than writing in
+    line would. A write's error is raised by the next :meth:`submit` or :meth:`wait`;
+    ``progress`` is called with a chunk's rows once they are written.
+    """
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livemodel-write")
+        self._pending: tuple[Future[None], int] | None = None
+        self._progress = progress
+
+    def submit(self, write: Callable[[], None], rows: int) -> None:
+        self.wait()
+        self._pending = (self._pool.submit(write), rows)
+
+    def wait(self) -> None:
+        """Wait for the chunk in flight; raises its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending[0].result()
+            if self._progress is not None:
+                self._progress(pending[1])
+
+    def stop(self) -> None:
+        """End the thread, after the chunk in flight if any (then the caller is failing
+        already, and that write's own outcome no longer matters)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending[0].exception()
+        self._pool.shutdown(wait=True)
+
+
+def _write_chunk(
+    writer: pq.ParquetWriter,
+    path: Path,
+    table: pa.Table,
+    segment: StagedSegment | None,
+    log: pa.Table | None,
+) -> None:
+    _write(writer, path, table)
+    if segment is not None and log is not None:
+        segment.write(log)
 
 
 def _batches(part: Partition, job: JobSpec) -> Iterator[pa.RecordBatch]:
