@@ -117,9 +117,15 @@ def _check_reachable(address: str, ray: ModuleType) -> None:
         raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
     host = host.strip("[]")
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        grpc = _speaks_grpc(host, int(port))
     except OSError as exc:
         raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc}") from exc
+    if not grpc:  # e.g. Redis on 6379, the dashboard on 8265: Ray would retry for minutes
+        raise ConfigError(
+            f"what answers at {address!r} is not a Ray cluster (no gRPC server): give the "
+            "head node's GCS address (`ray start --head --port`, 6379 by default) or "
+            "ray://HOST:PORT of its Ray Client server"
+        )
     if address.startswith("ray://") or host not in LOOPBACK:
         return
     dialled = str(ray.util.get_node_ip_address())
@@ -133,6 +139,28 @@ def _check_reachable(address: str, ray: ModuleType) -> None:
             f"address {dialled}, where nothing answers ({exc}); a cluster bound to {host} "
             "only cannot be joined"
         ) from exc
+
+
+# The HTTP/2 client preface and an empty SETTINGS frame: a gRPC server answers with a
+# SETTINGS frame of its own (RFC 9113, 3.4), anything else with other bytes or nothing.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(host: str, port: int, timeout: float = 5.0) -> bool:
+    """Whether an HTTP/2 (gRPC) server answers at ``host:port``, as Ray's GCS and Ray
+    Client servers do; an :class:`OSError` if nothing accepts the connection."""
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        try:
+            conn.sendall(_HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+        except OSError:  # silent (timed out) or reset: not a gRPC server
+            return False
+    return len(head) == 9 and head[3] == 4  # frame type 4: SETTINGS
 
 
 def map_partitions(

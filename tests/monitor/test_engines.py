@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,6 +182,36 @@ def test_an_unreachable_or_malformed_ray_address_is_a_clear_error(
 ) -> None:
     with pytest.raises(ConfigError, match=message):  # at once, not after Ray's retries
         map_partitions(sum, [[1]], engine="ray", address=address)
+
+
+@pytest.mark.parametrize("server", ["http", "greeting", "silent"])
+def test_an_address_where_something_else_answers_is_a_clear_error(server: str) -> None:
+    """Ray would retry for minutes against a port that accepts but is not its GCS."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    replies = {
+        "http": b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        "greeting": b"-ERR unknown command\r\n",  # what Redis, also on 6379, says
+        "silent": b"",
+    }
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(64)
+            if replies[server]:
+                conn.sendall(replies[server])
+            else:
+                time.sleep(6)  # past the probe's 5 s
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ConfigError, match="is not a Ray cluster"):
+            map_partitions(sum, [[1]], engine="ray", address=f"127.0.0.1:{port}")
+    finally:
+        thread.join(10)
+        listener.close()
 
 
 def test_unknown_engine_is_refused(logged: dict[str, Any]) -> None:
