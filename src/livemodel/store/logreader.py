@@ -35,6 +35,7 @@ from livemodel.store.logdecode import RowFilter, decode_segment, fixed_types
 from livemodel.store.logsegments import list_segments, local_root, read_jsonl
 from livemodel.store.logship import RemoteLog, remote_models, remote_segments
 from livemodel.store.logsql import (
+    check_limits,
     column_list,
     conditions,
     connect,
@@ -84,14 +85,7 @@ class LogReader:
         stream_threads: int | None = None,
         remote: RemoteLog | None = None,
     ) -> None:
-        for name, value in (
-            ("stream_memory_mb", stream_memory_mb),
-            ("stream_threads", stream_threads),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise InvalidInputError(f"{name} must be a positive int: {value!r}")
+        check_limits(stream_memory_mb=stream_memory_mb, stream_threads=stream_threads)
         self.root = local_root(root)
         self.stream_memory_mb = stream_memory_mb
         self.stream_threads = stream_threads

@@ -52,6 +52,15 @@ def connect(memory_mb: int | None = None, threads: int | None = None) -> duckdb.
     return con
 
 
+def check_limits(**limits: int | None) -> None:
+    """Each of ``limits`` None or a positive int, else :class:`InvalidInputError`."""
+    for name, value in limits.items():
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InvalidInputError(f"{name} must be a positive int: {value!r}")
+
+
 def latest_labels(sql: str) -> str:
     """The latest label of each prediction id among the label rows of ``sql``."""
     return (
