@@ -45,6 +45,18 @@ def train_changed(frame: pd.DataFrame, seed: int = 0) -> Any:
     return pipeline(c=0.01).fit(frame[list(FEATURES)], frame[TARGET])
 
 
+def train_without_imputer(frame: pd.DataFrame, seed: int = 0) -> Any:
+    """A classifier that cannot take a null in a numeric feature (no imputer)."""
+    encode = ColumnTransformer(
+        [
+            ("num", StandardScaler(), list(NUMERIC)),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL)),
+        ]
+    )
+    model = Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=500))])
+    return model.fit(frame[list(FEATURES)], frame[TARGET])
+
+
 def train_broken(frame: pd.DataFrame) -> Any:
     raise RuntimeError("the feature store is down")
 

@@ -7,7 +7,11 @@ accepts a ``seed`` argument, the policy's seed is passed, so a replay can reprod
 The candidate is registered with the holdout as its validation frame (holdout metrics, and
 a reference sample the model never saw) and its lineage in the tags: ``trigger``,
 ``parent_version`` and ``loop`` (run id, trigger details, entry point, seed and the
-pinned snapshot: artifacts, fingerprints and the query that built it).
+pinned snapshot: artifacts, fingerprints and the query that built it). Its signature is
+widened by the parent's (``accepts=``), so a snapshot that happens to lack the nulls,
+categories or extremes the parent saw does not make the candidate reject or flag requests
+the parent served (a column stays non-nullable only where the new model cannot take a null;
+the version's lineage says which, under ``signature.kept_narrow``).
 """
 
 from __future__ import annotations
@@ -116,4 +120,5 @@ def register_candidate(
         task=task.kind,
         description=f"retrained by the loop ({tags['trigger']}) from v{parent.version}",
         data_source=f"loop snapshot sha256:{train_sha}",
+        accepts=parent.signature,
     )

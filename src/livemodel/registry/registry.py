@@ -5,27 +5,36 @@
 >>> v = reg.register("flights", model, train, target="late")     # doctest: +SKIP
 >>> reg.set_alias("flights", "production", v.version)            # doctest: +SKIP
 >>> reg.load("flights@production").model.predict(rows)           # doctest: +SKIP
+
+A retrained version can be registered with ``accepts=`` its parent's signature, so that it
+keeps accepting the nulls, categories and ranges the parent did (see :meth:`register`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from livemodel.errors import InvalidInputError, SchemaError
+from livemodel.errors import InvalidInputError, ModelError, SchemaError
 from livemodel.registry import lineage
 from livemodel.registry.model_io import FORMAT, check_model, dump_model, load_model, predict_outputs
 from livemodel.registry.reference import Reference, build_reference, load_reference, save_reference
 from livemodel.registry.refs import ModelRef, check_alias, check_name
 from livemodel.registry.version import LoadedModel, ModelVersion
 from livemodel.schema.signature import Signature, infer_signature
+from livemodel.schema.validation import validate
+from livemodel.schema.widen import widen_signature
 from livemodel.store.artifacts import ArtifactStore
 from livemodel.store.metadata import AuditEvent, MetadataStore, ModelSummary
 
 _MAX_TEXT = 2_000
+#: training rows set to null in one column to check that the model can predict them
+_NULL_PROBE_ROWS = 5
 
 
 class Registry:
@@ -52,12 +61,26 @@ class Registry:
         task: str | None = None,
         code_dir: str | Path | None = None,
         data_source: str | None = None,
+        accepts: Signature | None = None,
     ) -> ModelVersion:
         """Store a fitted estimator with what it was trained on and return its new version.
 
         ``data`` is the training frame including the ``target`` column. With ``validation``
         (same columns), holdout metrics are recorded and the reference sample is drawn from it.
+
+        ``accepts`` (e.g. the parent version's signature, on a retrain) widens the inferred
+        signature so the new version accepts every request ``accepts`` does
+        (:func:`~livemodel.schema.widen.widen_signature`): ranges and categories always, but a
+        column becomes nullable only if the model predicts finite outputs for a few training
+        rows with a null there. Columns kept non-nullable are recorded, with the reason, in
+        the lineage under ``signature.kept_narrow`` (and their names in the tag
+        ``signature_kept_narrow``); widened columns under ``signature.widened``.
         """
+        if accepts is not None and not isinstance(accepts, Signature):
+            raise InvalidInputError(
+                f"accepts must be a Signature (such as a version's .signature), "
+                f"not {type(accepts).__name__}"
+            )
         check_name(name)
         if alias is not None:
             check_alias(alias)
@@ -72,6 +95,9 @@ class Registry:
             if missing:
                 raise SchemaError(f"the validation frame lacks columns {missing[:5]}")
         predict_outputs(model, data[features].head(5), _kind(signature))
+        widening: dict[str, Any] | None = None
+        if accepts is not None:
+            signature, widening = _widen(model, signature, accepts, data)
 
         reference = build_reference(model, signature, data, validation, seed=seed or 0)
         reference_info = save_reference(
@@ -93,6 +119,8 @@ class Registry:
             "environment": lineage.environment(model),
             "seed": seed,
         }
+        if widening is not None:
+            lineage_info["signature"] = widening
         metrics = _holdout_metrics(model, signature, validation) if validation is not None else {}
         number = self.metadata.add_version(
             name,
@@ -103,7 +131,7 @@ class Registry:
             reference=reference_info,
             lineage=lineage_info,
             metrics=metrics,
-            tags={str(k): lineage.json_safe(v) for k, v in (tags or {}).items()},
+            tags=_tags(tags, widening),
         )
         if alias is not None:
             self.metadata.set_alias(name, alias, number, actor=self.actor, reason="registered")
@@ -182,6 +210,58 @@ def _check_frame(frame: object, what: str) -> None:
 
 def _kind(signature: Signature) -> str | None:
     return signature.task.kind if signature.task is not None else None
+
+
+def _widen(
+    model: Any, inferred: Signature, accepts: Signature, data: pd.DataFrame
+) -> tuple[Signature, dict[str, Any]]:
+    """``inferred`` widened by ``accepts``, keeping a column non-nullable where the model
+    cannot predict a null in it; also what was widened and what was kept narrow, and why."""
+    wide = widen_signature(inferred, accepts)
+    kept_narrow: dict[str, str] = {}
+    columns = []
+    for before, after in zip(inferred.columns, wide.columns, strict=True):
+        reason = None
+        if after.nullable and not before.nullable:
+            reason = _null_refused(model, wide, data, after.name)
+        if reason is not None:
+            kept_narrow[after.name] = reason
+        columns.append(after if reason is None else replace(after, nullable=False))
+    wide = Signature(columns=tuple(columns), task=wide.task)
+    widened = [a.name for a, b in zip(wide.columns, inferred.columns, strict=True) if a != b]
+    return wide, {"widened": widened, "kept_narrow": kept_narrow}
+
+
+def _null_refused(model: Any, signature: Signature, data: pd.DataFrame, column: str) -> str | None:
+    """Why the model cannot predict rows with a null in ``column`` (None if it can).
+
+    The rows are a few training rows with ``column`` set to null, coerced by the same
+    validation the server runs, so the model sees the frame it would be served.
+    """
+    rows = data[list(signature.names)].head(_NULL_PROBE_ROWS).copy()
+    rows[column] = None
+    try:
+        outputs = predict_outputs(model, validate(signature, rows).frame, _kind(signature))
+    except ModelError as exc:
+        return _text_cut(exc.message)
+    numbers = outputs.select_dtypes(include="number").to_numpy(dtype=np.float64)
+    if not np.isfinite(numbers).all():
+        return "non-finite outputs for a null"
+    return None
+
+
+def _tags(tags: Mapping[str, Any] | None, widening: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = {str(k): lineage.json_safe(v) for k, v in (tags or {}).items()}
+    if widening is not None and widening["kept_narrow"]:
+        # exceptional and actionable (requests the parent served are rejected): shown
+        # with the tags on the model card, not only in the lineage
+        out.setdefault("signature_kept_narrow", sorted(widening["kept_narrow"]))
+    return out
+
+
+def _text_cut(text: str, limit: int = 200) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _holdout_metrics(model: Any, signature: Signature, validation: pd.DataFrame) -> dict[str, Any]:
