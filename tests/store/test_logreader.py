@@ -12,7 +12,6 @@ import pytest
 
 from livemodel.errors import InvalidInputError, StoreError
 from livemodel.store.logreader import LogReader
-from livemodel.store.logsql import connect
 from livemodel.store.logsegments import (
     Segment,
     abandoned_segments,
@@ -21,6 +20,7 @@ from livemodel.store.logsegments import (
     list_segments,
     read_jsonl,
 )
+from livemodel.store.logsql import connect
 from livemodel.store.logwriter import LogOptions, PredictionLog
 from livemodel.store.predlog import BASE_COLUMNS, PredictionRecord
 
@@ -218,7 +218,8 @@ def test_streamed_reads_keep_duckdb_within_the_given_threads_and_memory(tmp_path
     try:
         settings = dict(
             con.execute(
-                "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'memory_limit')"
+                "SELECT name, value FROM duckdb_settings() "
+                "WHERE name IN ('threads', 'memory_limit')"
             ).fetchall()
         )
     finally:
