@@ -28,22 +28,24 @@ def test_shortened_lifecycle(tmp_path: Path) -> None:
 
     audit = connect(Settings.at(tmp_path / "home")).audit("flights")
     actions = [e.action for e in audit]
+    # What the demo said and the whole audit trail, shown in full when an assertion fails.
+    story = "\n".join([*said, "-- audit --", *(f"{e.action}: {e.reason}" for e in audit)])
     retrains = [e for e in audit if e.action == "loop.retrain"]
-    assert retrains, said
+    assert retrains, story
     assert all("drifted" in (e.reason or "") for e in retrains)
     assert any("temp" in (e.reason or "") for e in retrains)  # the weather changes first
 
     gates = [e for e in audit if e.action.startswith("loop.gate.")]
-    assert gates, said
+    assert gates, story
     for gate in gates:
         assert "log_loss" in (gate.reason or "")
         assert gate.details, "the gate's numbers are in the audit log"
 
-    assert "loop.gate.passed" in actions, said
-    assert "rollout.promote" in actions, said
+    assert "loop.gate.passed" in actions, story
+    assert "rollout.promote" in actions, story
     promoted = [e for e in audit if e.action == "alias.set" and e.alias == "production"]
     assert promoted and promoted[-1].to_version > 1
 
     rollbacks = [e for e in audit if e.action == "rollout.rollback"]
-    assert rollbacks and (rollbacks[-1].reason or "").startswith("errors:"), said
+    assert rollbacks and (rollbacks[-1].reason or "").startswith("errors:"), story
     assert result.report is not None and result.report.stat().st_size > 100_000
