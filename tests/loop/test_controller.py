@@ -92,6 +92,8 @@ def check_rollout_started(world: World) -> None:
     actions = [e.action for e in events]
     assert actions.index("loop.gate.passed") < actions.index("rollout.started")
     assert actions[-1] == "loop.rollout.started"
+    started = next(e for e in events if e.action == "rollout.started")
+    assert started.details["gated"] is True  # the gate's labels outrank the estimate
     running = world.rollouts.store.running(NAME)
     assert len(running) == 1 and running[0].state["candidate"] == 2
     assert running[0].state["status"] == "running"

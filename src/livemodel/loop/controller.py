@@ -322,7 +322,7 @@ class LoopController:
             state_id = self.rollouts.start(
                 name, candidate, spec.plan,
                 routing_key=spec.routing_key, alpha=spec.alpha,
-                min_step_samples=spec.min_step_samples,
+                min_step_samples=spec.min_step_samples, gated=True,
             ).id  # fmt: skip
         except ConflictError as exc:
             running = self.rollouts.store.running(name)

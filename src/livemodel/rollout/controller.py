@@ -62,7 +62,10 @@ class RolloutController:
         routing_key: str | None = None,
         alpha: float = 0.05,
         min_step_samples: int = 200,
+        gated: bool = False,
     ) -> RolloutState:
+        """Start rolling ``candidate`` out under ``plan``; ``gated`` when it already beat
+        the champion on labelled recent rows (see :func:`default_guards`)."""
         parsed = Plan.parse(plan)
         champion = self.registry.get(f"{model}@production").version
         version = self.registry.get(f"{model}@{candidate}")
@@ -73,8 +76,13 @@ class RolloutController:
         task = version.signature.task
         classifier = task is not None and task.kind != "regression"
         guards: dict[str, tuple[GuardSpec, ...]] = {
-            "shadow": default_guards(shadow=True, classifier=classifier, has_estimator=classifier),
-            "canary": default_guards(shadow=False, classifier=classifier, has_estimator=classifier),
+            phase: default_guards(
+                shadow=phase == "shadow",
+                classifier=classifier,
+                has_estimator=classifier,
+                gated=gated,
+            )
+            for phase in ("shadow", "canary")
         }
         if parsed.is_ab:
             if metric not in ("accuracy", "label"):
@@ -113,6 +121,7 @@ class RolloutController:
                 "candidate": candidate,
                 "plan": parsed.to_dict(),
                 "alpha": alpha,
+                "gated": gated,
             },
         )
         return state

@@ -55,6 +55,10 @@ def observe(
     violated = np.array(
         [any(x.partition(":")[0] in VIOLATION_KINDS for x in (f or ())) for f in flags], dtype=float
     )
+    # Latency is per request: the rows of a request share its latency, and counting them
+    # one by one overstated the evidence by the batch size (a healthy candidate was rolled
+    # back for one slow request of 25 rows). Errors stay per row, as fallbacks are.
+    _, first = _requests(rows, arms)
     values: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "errors": (failed[cand], failed[champ]),
         "flags": (violated[cand], violated[champ]),
@@ -64,7 +68,8 @@ def observe(
     )
     if latency_threshold_ms is not None:
         slow = (latency > latency_threshold_ms).astype(float)
-        values["latency"] = (slow[cand & ~np.isnan(latency)], slow[champ & ~np.isnan(latency)])
+        timed = first & ~np.isnan(latency)
+        values["latency"] = (slow[cand & timed], slow[champ & timed])
     if shadow:
         values["divergence"] = (_divergence(rows, arms), np.zeros(0))
     proba = _proba(rows, proba_columns)
@@ -88,15 +93,38 @@ def observe(
 def champion_p99(window: pa.Table) -> float | None:
     """The champion's 99th percentile latency in ``window`` (None under 100 requests)."""
     rows = window.to_pydict()
-    arms = rows.get("arm", [])
+    arms = np.asarray(rows.get("arm", []), dtype=object)
+    _, first = _requests(rows, arms)
     lat = [
         x
-        for a, x in zip(arms, rows.get("latency_ms", []), strict=True)
-        if a == "champion" and x is not None
+        for a, x, keep in zip(arms, rows.get("latency_ms", []), first, strict=True)
+        if keep and a == "champion" and x is not None
     ]
     if len(lat) < 100:
         return None
     return float(np.quantile(np.asarray(lat, float), 0.99))
+
+
+def _requests(rows: Mapping[str, list[object]], arms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's request (an index) and a mask of each request's first row.
+
+    The server logs every row of a request with the request's time and latency (see
+    :class:`~livemodel.serving.engine.ModelEndpoint`), so rows of one arm sharing both are
+    one request; a row without a latency is a request of its own."""
+    n = len(arms)
+    times = rows.get("time", [None] * n)
+    latencies = rows.get("latency_ms", [None] * n)
+    seen: dict[object, int] = {}
+    request = np.empty(n, dtype=np.int64)
+    first = np.zeros(n, dtype=bool)
+    for i, (arm, at, latency) in enumerate(zip(arms, times, latencies, strict=True)):
+        key: object = i if latency is None or at is None else (arm, at, latency)
+        index = seen.get(key)
+        if index is None:
+            index = seen[key] = len(seen)
+            first[i] = True
+        request[i] = index
+    return request, first
 
 
 def _divergence(rows: Mapping[str, list[object]], arms: np.ndarray) -> np.ndarray:
