@@ -36,7 +36,7 @@ import pytest
 from tests.batch.conftest import register as register_for_batch
 from tests.batch.conftest import scoring_input
 from tests.monitor.conftest import flights, model
-from tests.monitor.test_engines import DAY0, EPS, cli, logged
+from tests.monitor.test_engines import DAY0, assert_engines_agree, cli, logged
 
 from livemodel.config import Settings
 from livemodel.engine import map_partitions, ray_module, ray_session
@@ -196,35 +196,7 @@ def test_monitor_run_joins_the_cluster_by_address(
     day0, day1 = DAY0.isoformat(), (DAY0 + timedelta(days=1)).isoformat()
     assert (local[(day0, ALL, "n_rows")], local[(day1, ALL, "n_rows")]) == (400, 1200)
     assert any(k[1].startswith("origin=") for k in local)
-    exact, flips = 0, []
-    for key, value in local.items():
-        other = distributed[key]
-        if key[-1] in {"n_rows", "n_labelled"}:
-            assert other == value, key
-            continue
-        metric = key[-1]
-        if metric == "drift" and other[0] != value[0]:
-            flips.append(key)
-            continue
-        for a, b in zip(value[:4], other[:4], strict=True):
-            if a is None or b is None or isinstance(a, str):
-                assert a == b, key
-            elif metric == "ks":  # sup |F - G| of sketched CDFs: each within EPS
-                assert abs(a - b) <= 2 * EPS, key
-            elif metric == "wasserstein":  # sketch noise floor, stats.drift.reference_scale
-                assert abs(a - b) <= 0.05 + 0.05 * abs(a), key
-            else:
-                assert b == pytest.approx(a, rel=1e-6, abs=1e-9, nan_ok=True), key
-                exact += 1
-    for start, segment, calculator, column, _ in flips:  # caused by the sketch's noise
-        moved = [
-            local[k][0] != distributed[k][0]
-            for metric in ("ks", "wasserstein")
-            if (k := (start, segment, calculator, column, metric)) in local
-        ]
-        assert any(moved), (segment, column)
-    assert len(flips) <= 2
-    assert exact > 200
+    assert_engines_agree(local, distributed, nan_ok=True)
 
 
 @pytest.fixture(scope="module")
