@@ -49,6 +49,17 @@ def error_response(exc: LivemodelError) -> Response:
 
 async def read_json(request: Request, max_bytes: int) -> Any:
     """The request body as JSON, refusing bodies over ``max_bytes`` before reading them all."""
+    body = await read_body(request, max_bytes)
+    if not body:
+        raise MalformedRequestError("the request body is empty: send JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequestError(f"the request body is not valid JSON: {exc}") from exc
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body's bytes, refusing bodies over ``max_bytes`` before reading them all."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -65,13 +76,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             chunks.append(chunk)
     except ClientDisconnect as exc:  # nobody will read the answer; not a server error
         raise MalformedRequestError("the client disconnected while sending the body") from exc
-    body = b"".join(chunks)
-    if not body:
-        raise MalformedRequestError("the request body is empty: send JSON")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequestError(f"the request body is not valid JSON: {exc}") from exc
+    return b"".join(chunks)
 
 
 def records_from(body: Any, max_rows: int) -> list[dict[str, Any]]:
