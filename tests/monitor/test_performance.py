@@ -47,7 +47,7 @@ def test_estimated_metrics_are_cbpes_fitted_on_the_reference() -> None:
                      probability="p1", multivariate=False)  # fmt: skip
     cbpe = CBPE().fit(ref["y"].to_numpy(), ref[["p1"]].assign(p0=1 - ref["p1"])[["p0", "p1"]],
                       classes=[0, 1])  # fmt: skip
-    direct = cbpe.estimate(np.column_stack([1 - current["p1"], current["p1"]]))
+    direct = cbpe.estimate(np.column_stack([1 - current["p1"], current["p1"]]), current["pred"])
     for metric, estimate in report.performance.items():
         assert estimate.calculator == "estimated_performance"
         assert estimate.value == pytest.approx(direct[metric].value)

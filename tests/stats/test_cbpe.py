@@ -99,7 +99,7 @@ def test_estimates_track_realized_under_covariate_shift(
     for mean, scale in SHIFTS:
         x, y = _sample(setup.rng, 2000, mean, scale)
         proba = setup.model.predict_proba(x)
-        estimates = setup.cbpe.estimate(proba)
+        estimates = setup.cbpe.estimate(proba, proba[:, 1] >= 0.5)
         realized = _realized(y, proba)
         for metric in ("accuracy", "roc_auc", "f1"):
             est = estimates[metric]
@@ -120,7 +120,7 @@ def test_miscalibrated_model_is_calibrated_on_reference(naive_bayes: Setup) -> N
         proba = naive_bayes.model.predict_proba(x)
         truth = skm.accuracy_score(y, proba[:, 1] >= 0.5)
         for name, cbpe in (("isotonic", naive_bayes.cbpe), ("none", raw.cbpe)):
-            value = cbpe.estimate(proba)["accuracy"].value
+            value = cbpe.estimate(proba, proba[:, 1] >= 0.5)["accuracy"].value
             assert value is not None
             errors[name].append(abs(value - truth))
     assert np.mean(errors["isotonic"]) < np.mean(errors["none"])
@@ -133,7 +133,7 @@ def test_random_forest_within_tolerance() -> None:
     for mean, scale in SHIFTS[:3]:
         x, y = _sample(setup.rng, 2000, mean, scale)
         proba = setup.model.predict_proba(x)
-        estimates, realized = setup.cbpe.estimate(proba), _realized(y, proba)
+        estimates, realized = setup.cbpe.estimate(proba, proba[:, 1] >= 0.5), _realized(y, proba)
         for metric in ("accuracy", "roc_auc"):
             value = estimates[metric].value
             assert value is not None
@@ -144,7 +144,8 @@ def test_concept_drift_leaves_the_band(logistic: Setup) -> None:
     """When P(y|x) changes the estimate cannot know: the realized metric leaves the band."""
     x, y = _sample(logistic.rng, 2000, w=np.array([-0.5, -1.0]))
     proba = logistic.model.predict_proba(x)
-    estimates, realized = logistic.cbpe.estimate(proba), _realized(y, proba)
+    estimates = logistic.cbpe.estimate(proba, logistic.model.predict(x))
+    realized = _realized(y, proba)
     for metric in ("accuracy", "roc_auc"):
         lower = estimates[metric].lower
         assert lower is not None and realized[metric] < lower
@@ -175,8 +176,8 @@ def test_estimate_is_the_expectation_of_sklearns_metric(k: int, average: str) ->
     q = rng.dirichlet(np.full(k, 0.6), size=1200)
     y_ref = _draw_labels(rng, q)
     cbpe = CBPE("binary" if k == 2 else "multiclass", calibration=None, average=average)  # type: ignore[arg-type]
-    est = cbpe.fit(y_ref, q).estimate(q)
     pred = q.argmax(axis=1) if k > 2 else (q[:, 1] >= 0.5).astype(int)
+    est = cbpe.fit(y_ref, q).estimate(q, pred)
     labels = list(range(k))
     draws: dict[str, list[float]] = {m: [] for m in est}
     for _ in range(80):
@@ -222,8 +223,8 @@ def test_multiclass_covariate_shift() -> None:
     for mean in ((0.8, 0.0), (-0.5, -0.8)):
         x, y = sample(2000, mean)
         proba = model.predict_proba(x)
-        est = cbpe.estimate(proba)
         pred = proba.argmax(axis=1)
+        est = cbpe.estimate(proba, np.array(["a", "b", "c"])[pred])
         realized = {
             "accuracy": skm.accuracy_score(y, pred),
             "f1": skm.f1_score(y, pred, average="macro"),
@@ -252,11 +253,11 @@ def test_calibration_check_and_calibrate() -> None:
     assert CBPE(calibration=None).fit(y, squashed).calibrators_ == {}
 
 
-def test_threshold_changes_predicted_labels() -> None:
+def test_decisions_are_the_logged_predictions() -> None:
     rng = np.random.default_rng(4)
     p = rng.uniform(size=3000)
     y = rng.uniform(size=3000) < p
-    est = CBPE(metrics=("precision",), threshold=0.8, calibration=None).fit(y, p).estimate(p)
+    est = CBPE(metrics=("precision",), calibration=None).fit(y, p).estimate(p, p >= 0.8)
     value = est["precision"].value
     selected = p[p >= 0.8]
     assert value == pytest.approx(selected.mean())  # expected precision = mean q when predicted
@@ -266,10 +267,10 @@ def test_undefined_metrics_are_none_with_reason() -> None:
     rng = np.random.default_rng(5)
     p = rng.uniform(size=500)
     cbpe = CBPE(calibration=None).fit(rng.uniform(size=500) < p, p)
-    est = cbpe.estimate(np.full(50, 0.2))  # nothing predicted positive
+    est = cbpe.estimate(np.full(50, 0.2), np.zeros(50, int))  # nothing predicted positive
     assert est["precision"].value is None and est["precision"].reason
     assert est["accuracy"].value == pytest.approx(0.8)
-    single = cbpe.estimate([0.7])
+    single = cbpe.estimate([0.7], [1])
     assert single["roc_auc"].value is None and single["roc_auc"].reason
 
 
@@ -289,14 +290,14 @@ def fitted() -> CBPE:
 )
 def test_bad_window(fitted: CBPE, window: Any) -> None:
     with pytest.raises(InvalidInputError):
-        fitted.estimate(window)
+        fitted.estimate(window, [1] * len(window))
 
 
 def test_empty_window_and_unfitted() -> None:
     with pytest.raises(StatisticsError):
-        CBPE(calibration=None).fit([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8]).estimate([])
+        CBPE(calibration=None).fit([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8]).estimate([], [])
     with pytest.raises(InvalidInputError):
-        CBPE().estimate([0.5])
+        CBPE().estimate([0.5], [1])
 
 
 @pytest.mark.parametrize(
@@ -313,7 +314,6 @@ def test_empty_window_and_unfitted() -> None:
         ({"metrics": ("mae",)}, [0, 1], [0.1, 0.2]),
         ({"metrics": "accuracy"}, [0, 1], [0.1, 0.2]),
         ({"calibration": "platt"}, [0, 1], [0.1, 0.2]),
-        ({"threshold": 0.0}, [0, 1], [0.1, 0.2]),
         ({"band_sigmas": -1.0}, [0, 1], [0.1, 0.2]),
         ({"n_simulations": 1}, [0, 1], [0.1, 0.2]),
         ({"average": "samples"}, [0, 1], [0.1, 0.2]),
@@ -330,7 +330,7 @@ def test_huge_window_is_memory_bounded(fitted: CBPE) -> None:
     est = (
         CBPE(metrics=("accuracy", "roc_auc"), n_simulations=40, calibration=None)
         .fit(rng.uniform(size=1000) < window[:1000], window[:1000])
-        .estimate(window)
+        .estimate(window, window >= 0.5)
     )
     assert est["accuracy"].value == pytest.approx(np.maximum(window, 1 - window).mean())
     assert est["accuracy"].std_error is not None and est["accuracy"].std_error < 0.002
@@ -342,9 +342,9 @@ def test_huge_window_is_memory_bounded(fitted: CBPE) -> None:
     st.floats(0.05, 0.95),
 )
 def test_property_estimates_are_probabilities(fitted: CBPE, window: np.ndarray, t: float) -> None:
-    cbpe = CBPE(threshold=t, n_simulations=20, calibration=None)
+    cbpe = CBPE(n_simulations=20, calibration=None)
     cbpe.fit([0, 1, 0, 1], [0.2, 0.7, 0.4, 0.9])
-    for e in cbpe.estimate(window).values():
+    for e in cbpe.estimate(window, window >= t).values():
         assert (e.value is None) == (e.reason is not None)
         if e.value is not None:
             assert 0.0 <= e.value <= 1.0 and math.isfinite(e.value)

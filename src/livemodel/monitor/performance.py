@@ -278,7 +278,8 @@ class EstimatedPerformance:
             if isinstance(self.estimator_, CBPE):
                 if out.proba is None:
                     raise InvalidInputError("the window has no probabilities")
-                estimates = self.estimator_.estimate(out.proba)
+                # the logged label is the model's decision: no threshold is assumed
+                estimates = self.estimator_.estimate(out.proba, out.y_pred)
             else:
                 estimates = self.estimator_.estimate(encode_features(out.rows, ref), out.y_pred)
         except _ROW_ERRORS as exc:

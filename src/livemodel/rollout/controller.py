@@ -303,8 +303,14 @@ def _fit_confidence(registry: Registry, model: str, version: int) -> Confidence 
         _log.warning("no estimated-performance guard for %s@%s: %s", model, version, exc)
         return None
 
-    def confidence(proba: np.ndarray) -> np.ndarray:
+    index = {str(c): i for i, c in enumerate(task.classes)}
+
+    def confidence(proba: np.ndarray, decided: np.ndarray) -> np.ndarray:
+        # the calibrated probability of the label the model decided (its own threshold),
+        # not of the most likely class; a label outside the classes gives NaN (dropped)
         calibrated = cbpe.calibrate(proba)
-        return np.asarray(calibrated.max(axis=1), dtype=float)
+        column = np.array([index.get(str(label), -1) for label in decided], dtype=np.intp)
+        right = calibrated[np.arange(len(column)), np.maximum(column, 0)]
+        return np.asarray(np.where(column >= 0, right, np.nan), dtype=float)
 
     return confidence

@@ -20,8 +20,9 @@ VIOLATION_KINDS = frozenset(
     {"missing_column", "unexpected_column", "wrong_type", "null", "out_of_range", "unseen_category"}
 )
 
-#: maps a version's class-probability matrix to the calibrated probability of its label
-Confidence = Callable[[np.ndarray], np.ndarray]
+#: maps a version's class-probability matrix and the labels it decided (as logged) to the
+#: calibrated probability that each decision is right
+Confidence = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,15 @@ def observe(
     if shadow:
         values["divergence"] = (_divergence(rows, arms), np.zeros(0))
     proba = _proba(rows, proba_columns)
-    if proba is not None:
+    if proba is not None and "o.label" in rows:
+        decided = np.asarray(rows["o.label"], dtype=object)
         ok = ~failed.astype(bool) & np.isfinite(proba).all(axis=1)
+        ok &= np.array([x is not None for x in decided], dtype=bool)
         estimated = []
         for mask, arm in ((cand & ok, candidate_arm), (champ & ok, "champion")):
             fn = confidence.get(arm)
-            estimated.append(fn(proba[mask]) if fn is not None and mask.any() else np.zeros(0))
+            right = fn(proba[mask], decided[mask]) if fn is not None and mask.any() else None
+            estimated.append(np.zeros(0) if right is None else right[np.isfinite(right)])
         values["estimated"] = (estimated[0], estimated[1])
     labels = rows.get("label")
     if labels is not None and "o.label" in rows:

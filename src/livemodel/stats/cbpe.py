@@ -4,26 +4,29 @@ The method is NannyML's. On a labelled reference, check whether the model's scor
 calibrated and, when isotonic regression lowers the expected calibration error on held-out
 splits, fit a calibrator (multiclass: one per class, one-vs-rest, rows then renormalised).
 On an unlabelled window, the calibrated probability ``q`` of each row is the chance its
-label is each class, so
+label is each class. The *decision* of each row is the label the model gave it (its logged
+``predict`` output): no threshold is assumed, so a model deciding at 0.8, a tuned threshold
+or a cost-sensitive rule is estimated on what it actually decided. Then
 
-* the expected confusion matrix is ``sum_i q_i ⊗ onehot(prediction_i)``; expected
-  accuracy, precision, recall and F1 are computed from it (ratios of expected counts);
+* the expected confusion matrix is ``sum_i q_i ⊗ onehot(decision_i)`` (rows: true class,
+  columns: decided class); expected accuracy is ``mean_i q_i[decision_i]`` (binary: ``p``
+  where the decision is positive, ``1 - p`` where it is negative), and precision, recall
+  and F1 are ratios of expected counts;
 * ROC AUC is the area under the expected ROC curve: the model's raw scores rank the rows and
-  every row counts as a positive with weight ``q`` and as a negative with weight ``1 - q``.
+  every row counts as a positive with weight ``q`` and as a negative with weight ``1 - q``
+  (it needs no decision).
 
-Predicted labels come from the raw probabilities: ``>= threshold`` for binary, argmax for
-multiclass.
-
-The band is the sampling error of the realized metric at the window's size, found by a
-seeded parametric bootstrap: ``n_simulations`` label sets are drawn from the calibrated
-probabilities of the window itself, each realized metric is computed exactly (confusion
-matrix; Mann-Whitney with mid-ranks for AUC, which equals scikit-learn's value). When a
-calibrator is used, ``n_calibration_draws`` calibrators fitted on bootstrap resamples of
-the reference give the spread the calibrator's own error adds; the two standard deviations
-add in quadrature and the band is ``value ± band_sigmas · std_error``, clipped to [0, 1].
-NannyML instead scales the std of the metric over reference chunks by ``sqrt(chunk / n)``;
-simulating on the window adapts the band to the window's own score distribution. Cost is
-``O(n_simulations · n · K)`` plus one point estimate per calibration draw.
+The band is NannyML's idea — ``value ± band_sigmas · sampling error`` of the realized metric
+at the window's size (NannyML: ``± 3 ·``) — with the sampling error found by a seeded
+parametric bootstrap on the window itself: ``n_simulations`` label sets are drawn from the
+calibrated probabilities, each realized metric is computed exactly against the window's
+decisions (see :mod:`livemodel.stats.expected`). When a calibrator is used,
+``n_calibration_draws`` calibrators fitted on bootstrap resamples of the reference give the
+spread the calibrator's own error adds; the two standard deviations add in quadrature and
+the band is clipped to [0, 1]. NannyML instead scales the spread of the metric's components
+on the reference by ``1 / sqrt(n)``; simulating on the window adapts the band to the
+window's own scores and decisions. Cost is ``O(n_simulations · n · K)`` plus one point
+estimate per calibration draw.
 
 Assumption and known limit: CBPE is right under covariate shift, while ``P(y | x)`` — and
 so the calibration learned on the reference — stays fixed. Under concept drift the
@@ -34,16 +37,22 @@ performance while the realized metric leaves the band; only labels reveal that.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
 from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from livemodel.errors import InvalidInputError, StatisticsError
+from livemodel.stats.expected import (
+    expected_auc,
+    expected_confusion,
+    label_scores,
+    simulated_auc,
+    simulated_confusions,
+)
 from livemodel.stats.metrics import (
     Average,
     EstimatedMetric,
@@ -56,9 +65,9 @@ from livemodel.stats.metrics import (
 )
 
 CBPE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
+DECISION_METRICS = frozenset({"accuracy", "precision", "recall", "f1"})
 _ECE_BINS = 10
 _CALIBRATION_SPLITS = 10
-_SIM_CELLS = 4_000_000  # simulated label cells held in memory at once
 
 
 def expected_calibration_error(y: npt.NDArray[np.bool_], p: FloatArray) -> float:
@@ -82,15 +91,30 @@ def _isotonic() -> IsotonicRegression:
     return IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
 
 
+@dataclass(frozen=True)
+class EstimatedConfusion:
+    """Expected confusion counts of a window, ``counts[true, decided]`` in ``classes`` order,
+    with the band ``counts ± band_sigmas · std_error`` (clipped to [0, n])."""
+
+    classes: tuple[Any, ...]
+    counts: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    std_error: FloatArray
+    n: int
+
+
 class CBPE:
-    """Estimate classification metrics on unlabelled windows from calibrated probabilities.
+    """Estimate classification metrics on unlabelled windows from calibrated probabilities
+    and the decisions the model made.
 
     >>> rng = np.random.default_rng(0)
     >>> p = rng.uniform(size=2000)
     >>> y = rng.uniform(size=2000) < p
-    >>> est = CBPE(metrics=("accuracy",)).fit(y, p).estimate(rng.uniform(size=500))
-    >>> acc = est["accuracy"]  # the truth is E[max(p, 1 - p)] = 0.75
-    >>> acc.lower < 0.75 < acc.upper
+    >>> cbpe = CBPE(metrics=("accuracy",)).fit(y, p)
+    >>> window = rng.uniform(size=500)
+    >>> acc = cbpe.estimate(window, window >= 0.8)["accuracy"]  # a model deciding at 0.8
+    >>> acc.lower < 0.66 < acc.upper  # the truth: E[p if p >= 0.8 else 1 - p] = 0.66
     True
     """
 
@@ -100,7 +124,6 @@ class CBPE:
         *,
         metrics: Sequence[str] = CBPE_METRICS,
         calibration: Literal["isotonic", "always"] | None = "isotonic",
-        threshold: float = 0.5,
         average: Average = "macro",
         band_sigmas: float = 3.0,
         n_simulations: int = 300,
@@ -110,7 +133,6 @@ class CBPE:
         self.task = task
         self.metrics = metrics
         self.calibration = calibration
-        self.threshold = threshold
         self.average = average
         self.band_sigmas = band_sigmas
         self.n_simulations = n_simulations
@@ -127,8 +149,6 @@ class CBPE:
             raise InvalidInputError(
                 f"calibration must be 'isotonic', 'always' or None: {self.calibration!r}"
             )
-        if not 0.0 < self.threshold < 1.0:
-            raise InvalidInputError(f"threshold must lie in (0, 1), got {self.threshold}")
         if self.average not in ("macro", "micro", "weighted"):
             raise InvalidInputError(f"unknown average {self.average!r}")
         if not self.band_sigmas > 0 or self.n_simulations < 2 or self.n_calibration_draws < 0:
@@ -190,6 +210,23 @@ class CBPE:
         proba = as_probabilities(y_proba, len(self._fitted_classes()))
         return self._calibrate(proba, self.calibrators_)
 
+    def decisions(self, y_pred: npt.ArrayLike) -> IntArray:
+        """Class indices of the model's decisions (labels as logged; a label is matched to a
+        class by value, else by its text, so ``"1"`` from a log matches class ``1``)."""
+        classes = self._fitted_classes()
+        labels = as_labels(y_pred, "y_pred")
+        try:
+            return encode(labels, classes, "y_pred")
+        except InvalidInputError:
+            by_text = {str(c): i for i, c in enumerate(classes)}
+            texts = [str(v) for v in labels.tolist()]
+            unknown = sorted({t for t in texts if t not in by_text})
+            if unknown:
+                raise InvalidInputError(
+                    f"y_pred has labels {unknown[:5]} not among classes {list(classes)}"
+                ) from None
+            return np.asarray([by_text[t] for t in texts], dtype=np.intp)
+
     def _fitted_classes(self) -> list[Any]:
         if not hasattr(self, "classes_"):
             raise InvalidInputError("CBPE is not fitted: call fit(y_true, y_proba) first")
@@ -206,60 +243,94 @@ class CBPE:
         sums = out.sum(axis=1, keepdims=True)
         return np.where(sums > 0, out / np.where(sums > 0, sums, 1.0), proba)
 
-    def estimate(self, y_proba: npt.ArrayLike) -> dict[str, EstimatedMetric]:
-        """Estimated metrics of an unlabelled window, keyed by metric name."""
+    def _window(
+        self, y_proba: npt.ArrayLike, y_pred: npt.ArrayLike | None, need_decisions: bool
+    ) -> tuple[FloatArray, IntArray | None]:
         k = len(self._fitted_classes())
         raw = as_probabilities(y_proba, k)
-        n = raw.shape[0]
-        if n == 0:
+        if raw.shape[0] == 0:
             raise StatisticsError("empty window: performance cannot be estimated")
-        if k == 2:
-            pred = np.asarray(raw[:, 1] >= self.threshold, dtype=np.intp)
-        else:
-            pred = np.asarray(raw.argmax(axis=1), dtype=np.intp)
+        if y_pred is None:
+            if need_decisions:
+                raise InvalidInputError(
+                    "accuracy, precision, recall, F1 and the confusion matrix need the model's "
+                    "decisions: pass y_pred, the labels the model predicted"
+                )
+            return raw, None
+        decided = self.decisions(y_pred)
+        if decided.size != raw.shape[0]:
+            raise InvalidInputError(f"{raw.shape[0]} probability rows but {decided.size} y_pred")
+        return raw, decided
+
+    def estimate(
+        self, y_proba: npt.ArrayLike, y_pred: npt.ArrayLike | None = None
+    ) -> dict[str, EstimatedMetric]:
+        """Estimated metrics of an unlabelled window, keyed by metric name.
+
+        ``y_pred`` holds the labels the model decided (its ``predict`` output, as logged);
+        it is required for every metric but ROC AUC.
+        """
         names = tuple(dict.fromkeys(self.metrics))
+        label_names = [m for m in names if m in DECISION_METRICS]
+        raw, decided = self._window(y_proba, y_pred, bool(label_names))
+        n = raw.shape[0]
         q = self._calibrate(raw, self.calibrators_)
-        point = self._point(raw, q, pred, names)
+        point = self._point(raw, q, decided, names)
         drawn = [
-            self._point(raw, self._calibrate(raw, d), pred, names) for d in self.calibration_draws_
+            self._point(raw, self._calibrate(raw, d), decided, names)
+            for d in self.calibration_draws_
         ]
         sims = {m: np.empty(0) for m in names}
-        label_names = [m for m in names if m != "roc_auc"]
-        if label_names:
-            parts = [
-                _label_scores(c, label_names, self.average) for c in self._simulate(q, pred, k)
-            ]
-            sims |= {m: np.concatenate([p[m] for p in parts]) for m in label_names}
+        if label_names and decided is not None:
+            conf = simulated_confusions(
+                q, decided, self.n_simulations, np.random.default_rng(self.seed)
+            )
+            sims |= label_scores(conf, label_names, self.average)
         if "roc_auc" in names:
-            sims["roc_auc"] = _simulated_auc(raw, q, self.average, self.n_simulations, self.seed)
+            sims["roc_auc"] = simulated_auc(raw, q, self.average, self.n_simulations, self.seed)
         return {
             m: self._result(m, point[m], sims[m], np.array([d[m] for d in drawn]), n) for m in names
         }
 
+    def estimate_confusion(
+        self, y_proba: npt.ArrayLike, y_pred: npt.ArrayLike
+    ) -> EstimatedConfusion:
+        """Expected confusion counts ``[true, decided]`` of an unlabelled window and their band.
+
+        Binary, in NannyML's terms: ``TP = sum(q where decided 1)``, ``FP = sum(1 - q where
+        decided 1)``, ``FN = sum(q where decided 0)``, ``TN = sum(1 - q where decided 0)``."""
+        raw, decided = self._window(y_proba, y_pred, True)
+        if decided is None:  # _window raised already; this narrows the type
+            raise InvalidInputError("y_pred is required")
+        n = raw.shape[0]
+        q = self._calibrate(raw, self.calibrators_)
+        counts = expected_confusion(q, decided)
+        sims = simulated_confusions(
+            q, decided, self.n_simulations, np.random.default_rng(self.seed)
+        )
+        se = np.std(sims, axis=0, ddof=1)
+        drawn = [
+            expected_confusion(self._calibrate(raw, d), decided) for d in self.calibration_draws_
+        ]
+        if len(drawn) > 1:
+            se = np.hypot(se, np.std(np.stack(drawn), axis=0, ddof=1))
+        half = self.band_sigmas * se
+        return EstimatedConfusion(
+            tuple(self.classes_), counts, np.clip(counts - half, 0.0, n),
+            np.clip(counts + half, 0.0, n), se, n,
+        )  # fmt: skip
+
     def _point(
-        self, raw: FloatArray, q: FloatArray, pred: IntArray, names: Sequence[str]
+        self, raw: FloatArray, q: FloatArray, decided: IntArray | None, names: Sequence[str]
     ) -> dict[str, float]:
         """Estimated metrics from calibrated probabilities ``q``: expected confusion and ROC."""
-        conf = (q.T @ np.eye(q.shape[1])[pred])[None]
-        scores = _label_scores(conf, [m for m in names if m != "roc_auc"], self.average)
-        out = {m: float(v[0]) for m, v in scores.items()}
+        out: dict[str, float] = {}
+        if decided is not None:
+            conf = expected_confusion(q, decided)[None]
+            scores = label_scores(conf, [m for m in names if m in DECISION_METRICS], self.average)
+            out = {m: float(v[0]) for m, v in scores.items()}
         if "roc_auc" in names:
-            out["roc_auc"] = _expected_auc(raw, q, self.average)
-        return out
-
-    def _simulate(self, q: FloatArray, pred: IntArray, k: int) -> list[FloatArray]:
-        """Confusion matrices of label sets drawn from ``q``, in memory-bounded batches."""
-        rng = np.random.default_rng(self.seed)
-        n = q.shape[0]
-        batch = max(1, _SIM_CELLS // (n * k))
-        cum = np.cumsum(q, axis=1)[:, :-1]
-        out = []
-        for start in range(0, self.n_simulations, batch):
-            b = min(batch, self.n_simulations - start)
-            labels = _draw_labels(rng, cum, b)
-            cells = labels * k + pred[None, :] + (np.arange(b) * k * k)[:, None]
-            counts = np.bincount(cells.ravel(), minlength=b * k * k)
-            out.append(counts.reshape(b, k, k).astype(np.float64))
+            out["roc_auc"] = expected_auc(raw, q, self.average)
         return out
 
     def _result(
@@ -287,94 +358,3 @@ _UNDEFINED = {
     "f1": "no expected occurrence nor prediction: F1 undefined",
     "roc_auc": "only one class is expected: ROC AUC undefined",
 }
-
-
-def _draw_labels(rng: np.random.Generator, cum: FloatArray, b: int) -> IntArray:
-    """``b`` label draws per row from categorical distributions with cumulative ``cum``."""
-    u = rng.random((b, cum.shape[0], 1))
-    return np.asarray((u > cum[None]).sum(axis=2), dtype=np.intp)
-
-
-def _average(values: FloatArray, weights: FloatArray, average: Average) -> FloatArray:
-    """Macro or support-weighted mean over the last axis, skipping undefined classes."""
-    defined = np.isfinite(values)
-    w = np.where(defined, weights if average == "weighted" else 1.0, 0.0)
-    total = w.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = (np.where(defined, values, 0.0) * w).sum(axis=-1) / total
-    return np.asarray(mean, dtype=np.float64)
-
-
-def _label_scores(conf: FloatArray, names: Sequence[str], average: Average) -> dict[str, Any]:
-    """Accuracy/precision/recall/F1 from (..., K, K) confusion matrices [true, predicted]."""
-    tp = np.diagonal(conf, axis1=-2, axis2=-1)
-    predicted, actual = conf.sum(axis=-2), conf.sum(axis=-1)
-    out: dict[str, Any] = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if "accuracy" in names:
-            out["accuracy"] = tp.sum(-1) / conf.sum(axis=(-2, -1))
-        per_class = {
-            "precision": (tp, predicted),
-            "recall": (tp, actual),
-            "f1": (2 * tp, predicted + actual),
-        }
-        for name in (m for m in names if m in per_class):
-            num, den = per_class[name]
-            if conf.shape[-1] == 2:
-                out[name] = num[..., 1] / den[..., 1]
-            elif average == "micro":
-                out[name] = num.sum(-1) / den.sum(-1)
-            else:
-                out[name] = _average(num / den, actual, average)
-    return out
-
-
-def _binary_expected_auc(score: FloatArray, weight: FloatArray) -> float:
-    """Area under the expected ROC curve: each row a positive with weight q, else negative."""
-    if weight.sum() <= 0 or (1.0 - weight).sum() <= 0:
-        return float("nan")
-    y = np.r_[np.ones(score.size), np.zeros(score.size)]
-    return float(roc_auc_score(y, np.r_[score, score], sample_weight=np.r_[weight, 1 - weight]))
-
-
-def _expected_auc(raw: FloatArray, q: FloatArray, average: Average) -> float:
-    """Expected ROC AUC: binary, one-vs-rest averaged, or micro over the flattened matrix."""
-    k = q.shape[1]
-    if k == 2:
-        return _binary_expected_auc(raw[:, 1], q[:, 1])
-    if average == "micro":
-        return _binary_expected_auc(raw.ravel(), q.ravel())
-    per_class = np.array([_binary_expected_auc(raw[:, c], q[:, c]) for c in range(k)])
-    return float(_average(per_class, q.sum(axis=0), average))
-
-
-def _simulated_auc(
-    raw: FloatArray, q: FloatArray, average: Average, n_simulations: int, seed: int
-) -> FloatArray:
-    """Realized ROC AUC of label sets drawn from q (Mann-Whitney with mid-ranks)."""
-    n, k = q.shape
-    rng = np.random.default_rng(seed + 1)
-    cum = np.cumsum(q, axis=1)[:, :-1]
-    flat_ranks = rankdata(raw.ravel()).reshape(n, k) if average == "micro" and k > 2 else None
-    ranks = np.column_stack([rankdata(raw[:, c]) for c in range(k)])
-    batch = max(1, _SIM_CELLS // (n * k))
-    out = []
-    for start in range(0, n_simulations, batch):
-        labels = _draw_labels(rng, cum, min(batch, n_simulations - start))
-        if flat_ranks is not None:
-            rank_sum = flat_ranks[np.arange(n), labels].sum(axis=1)
-            out.append((rank_sum - n * (n + 1) / 2) / (n * n * (k - 1)))
-            continue
-        cols = [1] if k == 2 else list(range(k))
-        aucs, support = [], []
-        for c in cols:
-            hit = labels == c
-            n1 = hit.sum(axis=1).astype(np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                aucs.append((hit @ ranks[:, c] - n1 * (n1 + 1) / 2) / (n1 * (n - n1)))
-            support.append(n1)
-        per_class = np.stack(aucs, axis=-1)
-        out.append(
-            per_class[:, 0] if k == 2 else _average(per_class, np.stack(support, -1), average)
-        )
-    return np.asarray(np.concatenate(out), dtype=np.float64)
