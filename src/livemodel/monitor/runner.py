@@ -9,7 +9,9 @@ calculators. With ``engine="ray"`` the log's segments are summarised in groups a
 Data tasks and merged here (:mod:`livemodel.monitor.partitions`). Memory is bounded by
 the chunk size and the row samples, not by the window.
 Results are saved with :class:`~livemodel.monitor.resultstore.ResultStore` (replacing a
-re-run window's results).
+re-run window's results). Each run also replays the concept-drift detectors over the
+version's whole labelled error stream (:mod:`livemodel.monitor.concept`) and stores their
+detections (``concept=None`` turns this off).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 
 from livemodel.engine import check_engine
 from livemodel.errors import InvalidInputError
+from livemodel.monitor.concept import ConceptDrift, ConceptRun
+from livemodel.monitor.conceptstore import save_concept
 from livemodel.monitor.partitions import summarize_windows
 from livemodel.monitor.reference import MonitorReference
 from livemodel.monitor.results import WindowResult
@@ -41,6 +45,7 @@ from livemodel.store.logreader import LogReader
 __all__ = ["Monitor", "RunResult"]
 
 Progress = Callable[[int, int], None]
+CONCEPT_DEFAULT = ConceptDrift()
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class RunResult:
     window: str
     windows: tuple[WindowResult, ...]
     rows_saved: int
+    concept: ConceptRun | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -60,6 +66,7 @@ class RunResult:
             "window": self.window,
             "windows": [w.to_dict() for w in self.windows],
             "rows_saved": self.rows_saved,
+            "concept_drift": None if self.concept is None else self.concept.to_dict(),
         }
 
 
@@ -76,8 +83,10 @@ class Monitor:
         batch_size: int = 65_536,
         engine: str = "local",
         ray_address: str | None = None,
+        concept: ConceptDrift | None = CONCEPT_DEFAULT,
     ) -> None:
         self.registry = registry
+        self.concept = concept
         self.reader = reader
         self.store = store
         self.suite = suite
@@ -155,7 +164,12 @@ class Monitor:
                 progress(len(per_window), len(windows))
         results = [r for i in sorted(per_window) for r in per_window[i]]
         saved = self.store.save(results) if self.store is not None else 0
-        return RunResult(name, number, spec.label, tuple(results), saved)
+        concept = None
+        if self.concept is not None:
+            concept = self.concept.run(self.reader, name, number, suite.reference_)
+            if self.store is not None:
+                save_concept(self.store, name, number, concept)
+        return RunResult(name, number, spec.label, tuple(results), saved, concept)
 
     def _windows(
         self, name: str, version: int, spec: WindowSpec, since: datetime, until: datetime

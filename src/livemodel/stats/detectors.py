@@ -26,9 +26,14 @@ Defaults differ from River's where River's false-alarm on long stationary stream
   samples. Each update runs a KS test (about 1 ms).
 * ``ADWIN``: River's defaults (``delta=0.002``) do not false-alarm and are kept.
 
+A detector says *when* a change was noticed; :func:`change_point` estimates where it began
+(the least-squares split of one mean shift, detector-agnostic):
+
 >>> detector = PageHinkley()
 >>> detect_on_stream([0.0] * 500 + [1.0] * 500, detector)
 [591]
+>>> change_point([0.0] * 500 + [1.0] * 92)
+500
 """
 
 from __future__ import annotations
@@ -287,3 +292,28 @@ def detect_on_stream(values: Iterable[float], detector: StreamDetector) -> list[
     for x in arr.tolist():
         detector.update(x)
     return [pos - start for pos in detector.detections if pos >= start]
+
+
+def change_point(values: Iterable[float]) -> int:
+    """Where one shift in the mean most likely began: the ``k`` (``1 <= k < n``) that splits
+    ``values`` into ``values[:k]`` and ``values[k:]`` with the least total squared error,
+    i.e. maximises ``k (n - k) / n * (mean(values[:k]) - mean(values[k:]))**2`` (the
+    maximum-likelihood change point of a Gaussian mean shift). Ties go to the earliest;
+    fewer than two values (or no shift at all) give 0.
+    """
+    try:
+        x = np.asarray(list(values), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"values must be a sequence of numbers: {exc}") from exc
+    if x.ndim != 1 or not np.isfinite(x).all():
+        raise InvalidInputError("values must be one-dimensional finite numbers")
+    n = x.size
+    if n < 2:
+        return 0
+    x = x - x.mean()  # centred: the cumulative sums stay small
+    k = np.arange(1, n, dtype=np.float64)
+    left = np.cumsum(x)[:-1]
+    # With a centred x the right segment's sum is -left, so the gain is left**2 n / (k (n-k)).
+    gain = left * left * n / (k * (n - k))
+    best = int(np.argmax(gain))
+    return 0 if gain[best] <= 1e-12 * max(1.0, float(np.dot(x, x))) else best + 1
