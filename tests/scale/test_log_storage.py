@@ -48,6 +48,7 @@ from livemodel.store.logsegments import compact
 from livemodel.store.logship import RemoteLog, ship
 from livemodel.store.logwriter import PredictionLog
 from livemodel.store.predlog import PredictionRecord
+from livemodel.store.tokens import TokenStore
 from livemodel.wiring import connect, log_reader
 
 from .conftest import Bucket
@@ -502,6 +503,11 @@ def test_a_server_ships_its_log_when_it_stops(bucket: Bucket, tmp_path: Path) ->
     and reach the bucket when their segments close (here: at shutdown)."""
     home, spool = tmp_path / "home", tmp_path / "spool"
     _, _, x, _ = registered(home)
+    tokens = connect(Settings.at(home, actor="test"))
+    try:  # feedback needs a token with the feedback scope
+        feedback, _ = TokenStore(tokens.metadata.db).create("feedback", ["feedback"])
+    finally:
+        tokens.metadata.db.close()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -530,7 +536,11 @@ def test_a_server_ships_its_log_when_it_stops(bucket: Bucket, tmp_path: Path) ->
                 assert answer.status_code == 200, answer.text
                 ids += [row["id"] for row in answer.json()["predictions"]]
             labels = [{"id": pid, "label": i % 2} for i, pid in enumerate(ids[:40])]
-            answer = client.post("/v1/models/m/feedback", json={"labels": labels})
+            answer = client.post(
+                "/v1/models/m/feedback",
+                json={"labels": labels},
+                headers={"authorization": f"Bearer {feedback}"},
+            )
             assert answer.json() == {"accepted": 40, "unknown_ids": []}
         assert bucket.object_keys() == []  # open segments stay in the spool
         assert len(LogReader(spool).window("m")) == 150

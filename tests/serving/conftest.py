@@ -372,6 +372,12 @@ def admin_token(server: Server) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+@pytest.fixture(scope="session")
+def feedback_headers(server: Server) -> dict[str, str]:
+    """Feedback needs a token with the feedback scope (docs/security.md)."""
+    return {"authorization": f"Bearer {make_token(server.home, 'feedback')}"}
+
+
 def make_token(home: Path, *scopes: str) -> str:
     """A token made in this process (tests of the CLI itself use ``livemodel token create``)."""
     from livemodel.store.tokens import TokenStore

@@ -29,8 +29,8 @@ def good(models: Models) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def client(server: Server) -> httpx.Client:
-    return server.client()
+def client(server: Server, feedback_headers: dict[str, str]) -> httpx.Client:
+    return server.client(headers=feedback_headers)  # so bodies reach feedback's checks
 
 
 def post_raw(client: httpx.Client, path: str, body: bytes, **headers: str) -> httpx.Response:

@@ -18,8 +18,8 @@ FEEDBACK = "/v1/models/flights/feedback"
 
 
 @pytest.fixture(scope="module")
-def client(server: Server) -> httpx.Client:
-    return server.client()
+def client(server: Server, feedback_headers: dict[str, str]) -> httpx.Client:
+    return server.client(headers=feedback_headers)
 
 
 def predict(client: httpx.Client, models: Models, n: int, start: int = 3300) -> list[str]:

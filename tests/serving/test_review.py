@@ -31,7 +31,11 @@ def pending(client: httpx.Client, token: str) -> list[str]:
 
 
 def test_low_confidence_predictions_are_queued_and_a_verdict_labels_them(
-    server: Server, client: httpx.Client, models: Models, admin_token: str
+    server: Server,
+    client: httpx.Client,
+    models: Models,
+    admin_token: str,
+    feedback_headers: dict[str, str],
 ) -> None:
     frame = models.data.iloc[3700:3760]
     proba = models.linear_v1.predict_proba(frame[list(FEATURES)])
@@ -78,7 +82,9 @@ def test_low_confidence_predictions_are_queued_and_a_verdict_labels_them(
     assert (labelled["label"], labelled["label_source"]) == (1, "review")
     # Ordinary feedback also takes a prediction out of the queue.
     feedback = client.post(
-        "/v1/models/reviewed/feedback", json={"labels": [{"id": queued[1], "label": 0}]}
+        "/v1/models/reviewed/feedback",
+        json={"labels": [{"id": queued[1], "label": 0}]},
+        headers=feedback_headers,
     )
     assert feedback.json() == {"accepted": 1, "unknown_ids": []}
     assert queued[1] not in pending(client, admin_token)

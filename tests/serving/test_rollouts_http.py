@@ -27,6 +27,7 @@ from tests.serving.conftest import (
     Models,
     Server,
     cli,
+    make_token,
     records,
     registry_at,
     start_load,
@@ -253,6 +254,7 @@ def test_candidate_wrong_where_cbpe_cannot_see_is_rolled_back_once_labels_arrive
     pool = records(models.data.iloc[:1500])
     truth = models.data[TARGET].iloc[:1500].tolist()
     client = server.client()
+    feedback = {"authorization": f"Bearer {make_token(server.home, 'feedback')}"}
     sent: list[tuple[str, int]] = []
     deadline = time.monotonic() + 150
     state = status(server, "misjoined")
@@ -265,7 +267,10 @@ def test_candidate_wrong_where_cbpe_cannot_see_is_rolled_back_once_labels_arrive
             i += 1
         labels = [{"id": pid, "label": y} for pid, y in sent]
         assert (
-            client.post("/v1/models/misjoined/feedback", json={"labels": labels}).status_code == 200
+            client.post(
+                "/v1/models/misjoined/feedback", json={"labels": labels}, headers=feedback
+            ).status_code
+            == 200
         )
         sent.clear()
         time.sleep(1.0)

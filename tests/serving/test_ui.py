@@ -80,7 +80,8 @@ def send(client: httpx.Client, model: str, frame: pd.DataFrame, label_share: flo
 def served(home: Path, faults_dir: Path, models: Models) -> Iterator[Server]:
     server = start_server(home, faults_dir, config=home / "livemodel.toml")
     try:
-        client = server.client()
+        feedback = make_token(home, "feedback")  # labels need a token with this scope
+        client = server.client(headers={"authorization": f"Bearer {feedback}"})
         june = load_flights((6,)).iloc[:1000][[*FEATURES, TARGET]].reset_index(drop=True)
         chunks = [models.data.iloc[3000:3500], models.data.iloc[3500:4000], june[:500], june[500:]]
         for chunk in chunks:

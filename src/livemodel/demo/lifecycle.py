@@ -33,6 +33,7 @@ import pandas as pd
 from livemodel.config import Settings
 from livemodel.demo import flights
 from livemodel.errors import LivemodelError
+from livemodel.store.tokens import TokenStore
 from livemodel.wiring import connect, loop_controller, rollout_controller
 
 MODEL = "flights"
@@ -153,6 +154,9 @@ def run(
         "LIVEMODEL_DEMO_SABOTAGE": "1",
     }
     env.pop("LIVEMODEL_DB_URL", None)
+    # Labels are writes: they need a token with the feedback scope (docs/security.md).
+    secret, _ = TokenStore(registry.metadata.db).create("demo-labels", ["feedback"])
+    labels_auth = {"authorization": f"Bearer {secret}"}
     server, url = _start_server(home, env)
     clock = ReplayClock()
     tick = _ticker(Settings.from_env(env), clock)
@@ -164,11 +168,11 @@ def run(
                 rows = data[data["month"] == month].sample(n=per_month, random_state=month)
                 answered = _send(client, rows, result)
                 if pending:
-                    _send_labels(client, pending, result)
+                    _send_labels(client, pending, result, labels_auth)
                 pending = answered
                 _tick_until_quiet(tick, client, rows, result, MONTHS[month], say)
             if pending:
-                _send_labels(client, pending, result)
+                _send_labels(client, pending, result, labels_auth)
             _sabotage(
                 registry, model, train[columns], holdout[columns], client, data, tick, result, say
             )
@@ -250,10 +254,17 @@ def _send(client: httpx.Client, rows: pd.DataFrame, result: DemoResult) -> list[
         return [pair for part in pool.map(one, batches) for pair in part]
 
 
-def _send_labels(client: httpx.Client, pairs: list[tuple[str, int]], result: DemoResult) -> None:
+def _send_labels(
+    client: httpx.Client,
+    pairs: list[tuple[str, int]],
+    result: DemoResult,
+    headers: dict[str, str],
+) -> None:
     for i in range(0, len(pairs), 400):
         chunk = [{"id": pid, "label": int(y)} for pid, y in pairs[i : i + 400]]
-        response = client.post(f"/v1/models/{MODEL}/feedback", json={"labels": chunk})
+        response = client.post(
+            f"/v1/models/{MODEL}/feedback", json={"labels": chunk}, headers=headers
+        )
         if response.status_code == 200:
             result.labels_sent += int(response.json()["accepted"])
 

@@ -20,11 +20,17 @@ from starlette.routing import Route
 
 from livemodel.errors import InvalidInputError, LivemodelError, NotFoundError
 from livemodel.serving import explain as explanations
-from livemodel.serving import oip, ui
+from livemodel.serving import oip, oip_binary, openapi, ui
+from livemodel.serving.auth import ANONYMOUS, Principal
 from livemodel.serving.engine import PredictRequest
 from livemodel.serving.feedback import check_labels
-from livemodel.serving.http import error_response, json_response, read_json, records_from
-from livemodel.serving.openapi import OPENAPI
+from livemodel.serving.http import (
+    error_response,
+    json_response,
+    read_body,
+    read_json,
+    records_from,
+)
 from livemodel.serving.router import route
 from livemodel.serving.state import ServingState
 
@@ -34,19 +40,26 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure per route reads best
     options = state.options
+    scopes: dict[Handler, str | None] = {}  # what each route needs, for the API document
 
     def handled(
-        endpoint: str, scope: str | None = None, *, oip_errors: bool = False
+        endpoint: str, scope: str | None = None, *, oip_errors: bool = False, opened: bool = False
     ) -> Callable[[Handler], Handler]:
-        """Auth, errors as JSON (the Open Inference Protocol's shape on its routes), metrics."""
+        """Auth, errors as JSON (the Open Inference Protocol's shape on its routes), metrics.
+
+        ``opened``: the configuration opened this route, so it takes no token, but records
+        the one it is given (which must then be valid).
+        """
         as_error = oip.error_response if oip_errors else error_response
 
         def wrap(fn: Handler) -> Handler:
             async def run(request: Request) -> Response:
                 model = request.path_params.get("name", "")
                 try:
-                    if scope is not None:
-                        state.auth.require(request, scope)
+                    if scope is not None and opened:
+                        request.state.principal = state.auth.optional(request)
+                    elif scope is not None:
+                        request.state.principal = state.auth.require(request, scope)
                     response = await fn(request)
                 except LivemodelError as exc:
                     response = as_error(exc)
@@ -56,6 +69,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
                 state.metrics.requests.labels(model, endpoint, str(response.status_code)).inc()
                 return response
 
+            scopes[run] = None if opened else scope
             return run
 
         return wrap
@@ -80,21 +94,30 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
                 f"version {asked[:20]!r} of {endpoint.name!r} is not served here "
                 f"(serving version {endpoint.handle.number})"
             )
-        body = await read_json(request, options.max_body_bytes)
+        raw = await read_body(request, options.max_body_bytes)
+        body = oip_binary.decode_request(raw, request.headers.get(oip_binary.HEADER))
         signature = endpoint.handle.version.signature
         records = oip.records_from_infer(body, signature, options.max_rows)
-        answer = await route(endpoint, PredictRequest(records))
         classes = endpoint.handle.classes
+        only = oip.requested_outputs(body, classes)
+        answer = await route(endpoint, PredictRequest(records))
         request_id = body.get("id") if isinstance(body, dict) else None
-        return json_response(
-            oip.infer_response(endpoint.name, answer.version, request_id, answer.rows, classes)
+        every, named = oip_binary.wants_binary(body)
+        return oip_binary.encode_response(
+            oip.infer_response(
+                endpoint.name, answer.version, request_id, answer.rows, classes, only=only
+            ),
+            every,
+            named,
         )
 
-    @handled("feedback", "feedback" if options.require_predict_token else None)
+    @handled("feedback", "feedback", opened=options.open_feedback)
     async def feedback(request: Request) -> Response:
         endpoint = state.endpoint(request.path_params["name"])
         body = await read_json(request, options.max_body_bytes)
-        labels = check_labels(body, endpoint.handle.version.signature, options.max_rows)
+        labels = check_labels(
+            body, endpoint.handle.version.signature, options.max_rows, by=_sender(request)
+        )
         ids = [label.prediction_id for label in labels]
         known = await _to_thread(state.labels.known_ids, endpoint.name, ids)
         accepted = [label for label in labels if label.prediction_id in known]
@@ -157,6 +180,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
             },
             endpoint.handle.version.signature,
             1,
+            by=_sender(request),
             source="review",
         )
         if pid not in await _to_thread(state.labels.known_ids, name, [pid]):
@@ -168,8 +192,11 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         return json_response({"live": True})
 
     async def ready(request: Request) -> Response:
-        ok = state.ready
-        return json_response({"ready": ok, "models": sorted(state.endpoints)}, 200 if ok else 503)
+        ok = state.healthy
+        body: dict[str, Any] = {"ready": ok, "models": sorted(state.endpoints)}
+        if state.failures:  # names the model and why, never a path
+            body["failed"] = {name: f.to_dict() for name, f in sorted(state.failures.items())}
+        return json_response(body, 200 if ok else 503)
 
     @handled("model_ready", oip_errors=True)
     async def model_ready(request: Request) -> Response:
@@ -191,8 +218,8 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
     async def metrics(request: Request) -> Response:
         return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
-    async def openapi(request: Request) -> Response:
-        return json_response(OPENAPI)
+    async def openapi_document(request: Request) -> Response:
+        return json_response(document)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -219,10 +246,11 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         Route("/healthz", live, methods=["GET"]),
         Route("/readyz", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/openapi.json", openapi_document, methods=["GET"]),
         explanations.route(state, handled("explain", predict_scope)),
         *ui.routes(state, handled),
     ]
+    document = openapi.document(routes, scopes)  # every route, exactly (or refuses to start)
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
     )
@@ -237,6 +265,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+def _sender(request: Request) -> str:
+    """Who sent a write, as recorded with it (the token, or ``anonymous``)."""
+    principal = getattr(request.state, "principal", ANONYMOUS)
+    return principal.label if isinstance(principal, Principal) else ANONYMOUS.label
 
 
 async def _to_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -16,12 +16,18 @@ _MAX_SOURCE = 64
 
 
 def check_labels(
-    body: Any, signature: Signature, max_rows: int, *, source: str = "feedback"
+    body: Any,
+    signature: Signature,
+    max_rows: int,
+    *,
+    by: str,
+    source: str = "feedback",
 ) -> list[LabelRecord]:
     """``{"labels": [{"id": ..., "label": ..., "time"?: ISO 8601, "source"?: str}]}``.
 
     Every entry is checked before any is accepted, so a bad batch is refused whole with
-    the index of the first problem (nothing is half-written).
+    the index of the first problem (nothing is half-written). ``by`` is who sent them (the
+    server's record of the token, see :class:`~livemodel.serving.auth.Principal`).
     """
     entries = body.get("labels") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -53,9 +59,8 @@ def check_labels(
                 allowed = list(classes.values())
                 raise InvalidInputError(f"label {i} is {value!r}, not one of the classes {allowed}")
             value = classes[_key(value)]
-        records.append(
-            LabelRecord(pid, value, _time(entry.get("time"), i, now), _source(entry, i, source))
-        )
+        time = _time(entry.get("time"), i, now)
+        records.append(LabelRecord(pid, value, time, _source(entry, i, source), by))
     return records
 
 

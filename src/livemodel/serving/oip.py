@@ -5,8 +5,11 @@ or ``[N, 1]``) or a single ``[N, F]`` tensor whose columns follow the signature'
 (what generic clients such as tritonclient send). Outputs are ``predict`` (labels or
 values) and, for classifiers, ``predict_proba`` (``[N, classes]``); the prediction ids are
 in ``parameters.prediction_ids`` so feedback can refer to them. Errors on these routes have
-the protocol's shape, ``{"error": "<message>"}``. Tensors travel as JSON ``data`` (the
-binary tensor extension is not supported: clients must send ``binary_data=False``).
+the protocol's shape, ``{"error": "<message>"}``. Tensors travel as JSON ``data`` or in
+the binary tensor extension (:mod:`livemodel.serving.oip_binary`). Every input is checked
+before any row is predicted: its values must be of its declared datatype (and in range),
+its data must follow its shape (flat, row-major, or nested exactly like the shape), and
+no two inputs may share a name.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ def records_from_infer(body: Any, signature: Signature, max_rows: int) -> list[d
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise InvalidInputError('an inference request needs a non-empty "inputs" list')
     tensors = [_tensor(t, i) for i, t in enumerate(body["inputs"])]
+    seen: set[str] = set()
+    for name, _, _ in tensors:
+        if name in seen:
+            raise InvalidInputError(f"input {name!r} is sent twice: each input name once")
+        seen.add(name)
     names = set(signature.names)
     if len(tensors) == 1 and tensors[0][0] not in names:
         name, shape, data = tensors[0]
@@ -62,8 +70,31 @@ def records_from_infer(body: Any, signature: Signature, max_rows: int) -> list[d
     return [{name: values[i] for name, values in columns.items()} for i in range(rows)]
 
 
+def requested_outputs(body: Any, classes: Sequence[Any] | None) -> set[str] | None:
+    """The output names the request asks for (None: all), checked before predicting."""
+    asked = body.get("outputs") if isinstance(body, dict) else None
+    if asked is None:
+        return None
+    known = {"predict", "predict_proba"} if classes else {"predict"}
+    if not isinstance(asked, list):
+        raise InvalidInputError('"outputs" must be a list of {"name": ...}')
+    names = set()
+    for i, out in enumerate(asked):
+        name = out.get("name") if isinstance(out, dict) else None
+        if name not in known:
+            raise InvalidInputError(f"output {i} must be named one of {sorted(known)}")
+        names.add(str(name))
+    return names
+
+
 def infer_response(
-    name: str, version: int, request_id: Any, rows: list[dict[str, Any]], classes: Any
+    name: str,
+    version: int,
+    request_id: Any,
+    rows: list[dict[str, Any]],
+    classes: Any,
+    *,
+    only: set[str] | None = None,
 ) -> dict[str, Any]:
     n = len(rows)
     outputs: list[dict[str, Any]] = []
@@ -83,6 +114,8 @@ def infer_response(
         keys = [str(c) for c in classes]
         flat = [float(r.get("proba", {}).get(k, float("nan"))) for r in rows for k in keys]
         outputs.append(_output("predict_proba", flat, [n, len(keys)], "FP64"))
+    if only is not None:
+        outputs = [out for out in outputs if out["name"] in only]
     response: dict[str, Any] = {
         "model_name": name,
         "model_version": str(version),
@@ -142,23 +175,68 @@ def _tensor(raw: Any, index: int) -> tuple[str, list[int], list[Any]]:
         raise InvalidInputError(f"input {name!r} needs a shape of non-negative integers")
     if datatype not in _KNOWN:
         raise InvalidInputError(f"input {name!r} has unknown datatype {datatype!r}")
-    flat = _flatten(data, name)
-    expected = math.prod(shape)  # Python ints: a huge shape cannot wrap around
-    if len(flat) != expected:
-        raise InvalidInputError(
-            f"input {name!r}: shape {shape} needs {expected} values, got {len(flat)}"
-        )
+    if len(shape) > 8:
+        raise InvalidInputError(f"input {name!r} has more than 8 dimensions")
+    flat = _flatten(data, shape, name)
+    _check_datatype(flat, datatype, name)
     return name, shape, flat
 
 
-def _flatten(data: Any, name: str, depth: int = 0) -> list[Any]:
+def _flatten(data: Any, shape: list[int], name: str) -> list[Any]:
+    """Flat row-major data of ``prod(shape)`` values, or data nested exactly as ``shape``."""
     if not isinstance(data, list):
         raise InvalidInputError(f"input {name!r} needs its data as a list")
-    if depth > 8:
-        raise InvalidInputError(f"input {name!r} is nested too deeply")
-    if data and isinstance(data[0], list):
-        return [v for item in data for v in _flatten(item, name, depth + 1)]
-    return data
+    expected = math.prod(shape)  # Python ints: a huge shape cannot wrap around
+    if not any(isinstance(v, list) for v in data):
+        if len(data) != expected:
+            raise InvalidInputError(
+                f"input {name!r}: shape {shape} needs {expected} values, got {len(data)}"
+            )
+        return data
+    flat: list[Any] = []
+
+    def walk(node: Any, depth: int) -> None:
+        if depth == len(shape):
+            if isinstance(node, list):
+                raise InvalidInputError(f"input {name!r}: data is nested deeper than {shape}")
+            flat.append(node)
+            return
+        if not isinstance(node, list) or len(node) != shape[depth]:
+            raise InvalidInputError(f"input {name!r}: nested data does not follow shape {shape}")
+        for item in node:
+            walk(item, depth + 1)
+
+    walk(data, 0)
+    return flat
+
+
+_INT_RANGES = {
+    **{f"INT{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)},
+    **{f"UINT{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)},
+}
+
+
+def _check_datatype(values: list[Any], datatype: str, name: str) -> None:
+    """Every value is of the declared datatype (null stands for a missing value)."""
+    for value in values:
+        if value is not None and not _fits(value, datatype):
+            raise InvalidInputError(
+                f"input {name!r} is declared {datatype} but holds {str(value)[:40]!r} "
+                f"({type(value).__name__})"
+            )
+
+
+def _fits(value: Any, datatype: str) -> bool:
+    if datatype == "BOOL":
+        return isinstance(value, bool)
+    if datatype == "BYTES":
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if datatype in _INT_RANGES:
+        low, high = _INT_RANGES[datatype]
+        return isinstance(value, int) and low <= value <= high
+    return True  # FP16, FP32, FP64: any JSON number
 
 
 def _check_rows(rows: int, max_rows: int) -> int:

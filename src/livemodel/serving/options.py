@@ -4,7 +4,8 @@ They come from ``livemodel serve`` flags and the ``[serving]`` table of ``livemo
 
     [serving]
     max_body_bytes = 1048576
-    require_predict_token = false
+    require_predict_token = false         # predict, infer, explain need the 'predict' scope
+    open_feedback = false                 # true: labels accepted without a token (trusted network)
 
     [serving.models.flights]
     validation = "reject"                 # or "flag": predict anyway, record the violations
@@ -57,6 +58,8 @@ class ServerOptions(BaseModel):
     max_body_bytes: int = Field(default=1 << 20, ge=1_024, le=1 << 30)
     max_rows: int = Field(default=1_000, ge=1, le=1_000_000)
     require_predict_token: bool = False
+    #: Feedback needs a token with the ``feedback`` scope unless this opens it (docs/security.md).
+    open_feedback: bool = False
     poll_seconds: float = Field(default=1.0, gt=0, le=3_600)
     fsync: bool = False
     defaults: ModelOptions = ModelOptions()

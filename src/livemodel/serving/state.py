@@ -3,6 +3,10 @@
 A watcher polls the registry's aliases every ``poll_seconds``; when an alias moves it loads
 the new version in a thread and swaps it in, so every replica follows within a poll
 interval plus the load time, and no request fails during the swap.
+
+A version that cannot be loaded (a missing or tampered artifact, say) is recorded in
+``failures`` with a reason fit for clients (no paths): ``/readyz`` is not ready while a
+model has no version served because of it, and the log says so once per change.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from livemodel.errors import LivemodelError, NotFoundError
+from livemodel.errors import IntegrityError, LivemodelError, NotFoundError, StoreError
 from livemodel.registry.registry import Registry
 from livemodel.rollout.machine import RolloutState
 from livemodel.serving.auth import Authenticator
@@ -27,6 +31,29 @@ from livemodel.store.logwriter import PredictionLog
 from livemodel.store.rollouts import RolloutStore
 
 _log = logging.getLogger("livemodel.serving")
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A version the alias names that could not be loaded, and what is served instead."""
+
+    version: int
+    reason: str  # for clients: no paths, no exception text
+    serving: int | None  # the version still served, or None: the model is absent
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": self.version, "reason": self.reason, "serving": self.serving}
+
+
+def load_reason(exc: LivemodelError) -> str:
+    """Why a version could not be loaded, in words that carry no path or URL."""
+    if isinstance(exc, IntegrityError):
+        return "the artifact failed its integrity check (corrupt, tampered with or unreadable)"
+    if isinstance(exc, NotFoundError):
+        return "the artifact or the version is missing"
+    if isinstance(exc, StoreError):
+        return "the artifact store could not be read"
+    return f"the version could not be loaded ({type(exc).__name__})"
 
 
 @dataclass
@@ -44,7 +71,14 @@ class ServingState:
     endpoints: dict[str, ModelEndpoint] = field(default_factory=dict)
     _candidates: dict[tuple[str, int], ModelEndpoint] = field(default_factory=dict)
     ready: bool = False
+    #: models whose aliased version failed to load (see :class:`LoadFailure`)
+    failures: dict[str, LoadFailure] = field(default_factory=dict)
     _watcher: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """Started, and every model with a serving alias has a version served."""
+        return self.ready and all(f.serving is not None for f in self.failures.values())
 
     def endpoint(self, name: str) -> ModelEndpoint:
         found = self.endpoints.get(name)
@@ -76,13 +110,16 @@ class ServingState:
             version = summary.aliases.get(options.alias)
             current = self.endpoints.get(summary.name)
             if version is None or (current is not None and current.handle.number == version):
+                self._loaded(summary.name, version)
                 continue
             ref = f"{summary.name}@{version}"
             try:
                 handle = await asyncio.to_thread(load_handle, self.registry, ref)
             except LivemodelError as exc:
-                _log.error("cannot load %s, still serving the previous version: %s", ref, exc)
+                serving = current.handle.number if current is not None else None
+                self._failed(summary.name, LoadFailure(version, load_reason(exc), serving), exc)
                 continue
+            self._loaded(summary.name, version)
             if current is None:
                 self.endpoints[summary.name] = ModelEndpoint(
                     handle, options, self.log, self.metrics,
@@ -92,7 +129,26 @@ class ServingState:
                 current.swap(handle)
                 _log.info("now serving %s (was version %s)", ref, current.previous_number)
             self.metrics.served_version.labels(summary.name, options.alias).set(version)
+        for gone in set(self.failures) - {s.name for s in summaries}:
+            self._loaded(gone, None)
         await self._follow_rollouts()
+
+    def _failed(self, name: str, failure: LoadFailure, exc: LivemodelError) -> None:
+        """Record a failed load; log it only when it differs from the last one."""
+        if self.failures.get(name) == failure:
+            return
+        self.failures[name] = failure
+        ref = f"{name}@{failure.version}"
+        if failure.serving is None:
+            _log.error("cannot load %s and no version of it is served: %s", ref, exc.message)
+        else:
+            _log.error(
+                "cannot load %s, still serving version %s: %s", ref, failure.serving, exc.message
+            )
+
+    def _loaded(self, name: str, version: int | None) -> None:
+        if self.failures.pop(name, None) is not None:
+            _log.warning("%s: no failed load any more (alias at version %s)", name, version)
 
     async def _follow_rollouts(self) -> None:
         """Point each endpoint at its running rollout (or none), loading candidates once."""

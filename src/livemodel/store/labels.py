@@ -3,9 +3,10 @@
 Labels are appended with the same durability and group commit as predictions (see
 :mod:`livemodel.store.logwriter`) under ``<root>/<model>/labels/``. Nothing is ever
 overwritten: on read the last written label of a prediction wins, and every earlier one
-stays readable for audit (``history``). Whether a prediction id exists is not checked on
-write (a label may even arrive before its prediction is flushed); the server reports
-unknown ids with :meth:`LabelLog.known_ids`.
+stays readable for audit (``history``), with who sent it (``label_by``: the server records
+the token, ``token:<id>:<name>``, or ``anonymous`` where feedback is open). Whether a
+prediction id exists is not checked on write (a label may even arrive before its
+prediction is flushed); the server reports unknown ids with :meth:`LabelLog.known_ids`.
 
 >>> import tempfile, datetime as dt
 >>> root = tempfile.mkdtemp()
@@ -39,12 +40,14 @@ from livemodel.store.predlog import LABELS, check_id, check_model_name, dumps_li
 
 
 class LabelRecord(NamedTuple):
-    """One label: the true outcome of a prediction, observed at ``time`` from ``source``."""
+    """One label: the true outcome of a prediction, observed at ``time`` from ``source``,
+    sent by ``by`` (who wrote it: recorded by the server, never taken from the client)."""
 
     prediction_id: str
     label: object
     time: datetime
     source: str
+    by: str | None = None
 
 
 class LabelLog:
@@ -115,8 +118,12 @@ class LabelLog:
             raise InvalidInputError("labels must be a sequence of (id, label, time, source)")
         rows = [_label_fields(item) for item in labels]
         lines = []
-        for (pid, label, ts, source), written in zip(rows, self._stamps(len(rows)), strict=True):
+        for (pid, label, ts, source, by), written in zip(
+            rows, self._stamps(len(rows)), strict=True
+        ):
             line = {"id": pid, "label": label, "ts": ts, "source": source, "written": written}
+            if by is not None:
+                line["by"] = by
             lines.append(dumps_line(line, f"label of {pid}"))
         return b"".join(lines), len(lines)
 
@@ -128,14 +135,20 @@ class LabelLog:
         return range(first, first + n)
 
 
-def _label_fields(item: object) -> tuple[str, object, int, str]:
-    if not isinstance(item, tuple) or len(item) != len(LabelRecord._fields):
-        raise InvalidInputError(f"a label is a (prediction_id, label, time, source): {item!r}")
+def _label_fields(item: object) -> tuple[str, object, int, str, str | None]:
+    if not isinstance(item, tuple) or len(item) not in (4, len(LabelRecord._fields)):
+        raise InvalidInputError(
+            f"a label is a (prediction_id, label, time, source[, by]): {item!r:.200}"
+        )
     pid = check_id(item[0])
     source = item[3]
     if not isinstance(source, str) or not source or len(source) > 256:
         raise InvalidInputError(f"label of {pid}: source must be a non-empty string <= 256")
-    return pid, _label_value(item[1], pid), to_micros(item[2], f"label of {pid}: time"), source
+    by = item[4] if len(item) > 4 else None
+    if by is not None and (not isinstance(by, str) or not by or len(by) > 256):
+        raise InvalidInputError(f"label of {pid}: by must be a non-empty string <= 256")
+    time_us = to_micros(item[2], f"label of {pid}: time")
+    return pid, _label_value(item[1], pid), time_us, source, by
 
 
 def _label_value(value: object, pid: str) -> object:

@@ -35,6 +35,7 @@ _FIXED_TYPES: Final[dict[str, dict[str, pa.DataType]]] = {
         "label_time": _TIME,
         "label_source": pa.string(),
         "written_time": _TIME,
+        "label_by": pa.string(),
     },
 }
 
@@ -144,6 +145,7 @@ def _label_row(obj: Mapping[str, Any]) -> dict[str, object]:
         "label_time": _typed(obj["ts"], int, "ts"),
         "label_source": _typed(obj.get("source"), (str, type(None)), "source"),
         "written_time": _typed(obj["written"], int, "written"),
+        "label_by": _typed(obj.get("by"), (str, type(None)), "by"),
     }
 
 

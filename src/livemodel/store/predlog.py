@@ -44,7 +44,7 @@ A label line::
 
     {"id": prediction id, "label": scalar, "ts": int (µs, when the label was observed),
      "source": str, "written": int (µs, when it was logged; strictly increasing per
-     writer)}
+     writer), "by"?: str (who sent it, e.g. ``token:3:crm``; absent in older lines)}
 
 Scalars are null, bool, int (64-bit), float or str. NaN is written as null; ±inf is
 written as null *and* adds the flag ``nonfinite:<column>`` so it is not mistaken for a
@@ -57,7 +57,7 @@ Columns as read (JSON lines and Parquet alike): ``prediction_id``, ``time``
 ``o.proba.cat``). A column's type is bool, int64, float64 (ints and floats mixed) or
 string; values of mixed other kinds, and lists, are stored as their JSON text. Label
 tables have ``prediction_id``, ``label``, ``label_time``, ``label_source``,
-``written_time``.
+``written_time``, ``label_by`` (null when not recorded).
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ from livemodel.errors import InvalidInputError
 PREDICTIONS: Final = "predictions"
 LABELS: Final = "labels"
 BASE_COLUMNS: Final = ("prediction_id", "time", "model", "version", "latency_ms", "flags", "arm")
-LABEL_COLUMNS: Final = ("prediction_id", "label", "label_time", "label_source", "written_time")
+LABEL_COLUMNS: Final = (
+    "prediction_id", "label", "label_time", "label_source", "written_time", "label_by",
+)  # fmt: skip
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

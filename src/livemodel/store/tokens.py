@@ -59,15 +59,18 @@ class TokenStore:
 
     def scopes_of(self, secret: str) -> frozenset[str]:
         """The scopes a presented secret grants (empty for unknown or revoked tokens)."""
+        info = self.identify(secret)
+        return frozenset(info.scopes) if info is not None else frozenset()
+
+    def identify(self, secret: str) -> TokenInfo | None:
+        """The active token a presented secret is, or None (unknown or revoked)."""
         with self.db.read() as conn:
             row = conn.execute(
-                sa.select(tokens.c.scopes, tokens.c.revoked_at).where(
-                    tokens.c.sha256 == hash_token(secret)
-                )
+                sa.select(tokens).where(tokens.c.sha256 == hash_token(secret))
             ).one_or_none()
         if row is None or row.revoked_at is not None:
-            return frozenset()
-        return frozenset(row.scopes)
+            return None
+        return TokenInfo(row.id, row.name, tuple(row.scopes), row.created_at, revoked=False)
 
     def list(self) -> list[TokenInfo]:
         with self.db.read() as conn:
