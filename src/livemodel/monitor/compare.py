@@ -23,12 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from livemodel.errors import InvalidInputError
 from livemodel.monitor.calculators import QualityConfig
-from livemodel.monitor.reference import MonitorReference, canonical_frame
 from livemodel.monitor.results import (
     ALL,
     DATA_DRIFT,
@@ -36,14 +34,6 @@ from livemodel.monitor.results import (
     ESTIMATED,
     REALIZED,
     MetricResult,
-)
-from livemodel.monitor.suite import MonitorSuite
-from livemodel.monitor.summary import (
-    SAMPLE_ROWS,
-    WindowSummary,
-    merge_all,
-    row_keys,
-    summarize_chunk,
 )
 from livemodel.stats.drift import DriftConfig
 
@@ -135,72 +125,21 @@ def compare(
 ) -> Report:
     """Compare ``current`` with ``reference``: drift, quality, performance, per segment.
 
-    ``probability`` is the positive-class column of a binary model or a mapping of every
-    class to its column. Columns other than these and ``target`` are features.
+    The one-shot form of :class:`~livemodel.monitor.fitted.Reference`: to compare many
+    windows with one reference, fit it once (``Reference(reference, ...)``) and call its
+    ``compare(window)``, which gives the same results. ``probability`` is the
+    positive-class column of a binary model or a mapping of every class to its column.
+    Columns other than these and ``target`` are features.
     """
     if not isinstance(current, pd.DataFrame):
         raise InvalidInputError(f"current must be a pandas DataFrame, not {type(current).__name__}")
-    if isinstance(segments, str):
-        raise InvalidInputError("segments must be a sequence of column names, e.g. ['carrier']")
-    if not isinstance(reference, pd.DataFrame):
-        raise InvalidInputError(f"reference must be a DataFrame, not {type(reference).__name__}")
-    for role, column in (("target", target), ("prediction", prediction)):
-        if column is not None and column not in reference.columns:
-            raise InvalidInputError(
-                f"the reference has no {role} column {column!r}: performance is realized "
-                "and estimated against a reference with the target and the model outputs"
-            )
-    ref = MonitorReference.from_frame(
-        reference, target=target, prediction=prediction, probability=probability
-    )
-    if len(ref.sample) > SAMPLE_ROWS:  # row-based methods fit on a bounded sample
-        ref = _with_sample(ref, ref.sample.sample(n=SAMPLE_ROWS, random_state=seed))
+    from livemodel.monitor.fitted import Reference
+
+    # Estimators are fitted only when this one window needs them (it has no labels).
     has_target = target is not None and target in current.columns
-    outputs_given = prediction is not None and prediction in current.columns
-    if target is not None and not has_target and outputs_given and not ref.has_labels:
-        raise InvalidInputError(
-            "to estimate performance without labels, the reference needs the target and "
-            "the model outputs"
-        )
-    suite = MonitorSuite(
-        drift=drift, quality=quality, estimate=not has_target, multivariate=multivariate,
-        seed=seed,
-    ).fit(ref, segments)  # fmt: skip
-    canonical = canonical_frame(
-        current,
-        target=target if has_target else None,
-        prediction=prediction if outputs_given else None,
-        probability=_present(probability, current),
-        classes=ref.classes,
-    )
-    summaries: dict[str, WindowSummary] = {ALL: WindowSummary.empty(suite.plan_)}
-    for start in range(0, len(canonical), _CHUNK_ROWS):
-        chunk = canonical.iloc[start : start + _CHUNK_ROWS]
-        keys = row_keys(np.arange(start, start + len(chunk), dtype=np.int64))
-        summaries = merge_all(summaries, summarize_chunk(suite.plan_, chunk, keys))
-    results = suite.calculate(summaries)
-    parts = {
-        key: Report(results[key], summaries[key].n_rows, summaries[key].n_labelled, key)
-        for key in results
-        if key != ALL
-    }
-    whole = summaries[ALL]
-    return Report(results[ALL], whole.n_rows, whole.n_labelled, ALL, parts)
-
-
-def _present(
-    probability: str | Mapping[Any, str] | None, frame: pd.DataFrame
-) -> str | Mapping[Any, str] | None:
-    if isinstance(probability, str):
-        return probability if probability in frame.columns else None
-    if probability is None:
-        return None
-    if all(column in frame.columns for column in probability.values()):
-        return probability
-    return None
-
-
-def _with_sample(ref: MonitorReference, sample: pd.DataFrame) -> MonitorReference:
-    from dataclasses import replace
-
-    return replace(ref, sample=sample.reset_index(drop=True))
+    fitted = Reference(
+        reference, target=target, prediction=prediction, probability=probability,
+        segments=segments, drift=drift, quality=quality, multivariate=multivariate,
+        estimate=not has_target, seed=seed,
+    )  # fmt: skip
+    return fitted.compare(current)

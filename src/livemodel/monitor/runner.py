@@ -1,7 +1,8 @@
 """Monitoring a registered model's prediction log: windows in, stored results out.
 
 :class:`Monitor` resolves the version, loads its reference from the registry, fits a
-:class:`~livemodel.monitor.suite.MonitorSuite` once (kept for later runs), cuts the
+:class:`~livemodel.monitor.fitted.Reference` once (the object ``compare`` uses, kept for
+later runs), cuts the
 requested range into windows, streams each window from the log in chunks
 (:meth:`~livemodel.store.logreader.LogReader.iter_batches`), summarises every chunk with
 the pure :func:`~livemodel.monitor.summary.log_chunk`, merges the summaries and runs the
@@ -26,8 +27,8 @@ from livemodel.engine import check_engine
 from livemodel.errors import InvalidInputError
 from livemodel.monitor.concept import ConceptDrift, ConceptRun
 from livemodel.monitor.conceptstore import save_concept
+from livemodel.monitor.fitted import Reference
 from livemodel.monitor.partitions import summarize_windows
-from livemodel.monitor.reference import MonitorReference
 from livemodel.monitor.results import WindowResult
 from livemodel.monitor.resultstore import ResultStore
 from livemodel.monitor.suite import MonitorSuite
@@ -93,7 +94,7 @@ class Monitor:
         self.batch_size = batch_size
         self.engine = check_engine(engine)
         self.ray_address = ray_address
-        self._fitted: dict[tuple[str, int, tuple[str, ...]], MonitorSuite] = {}
+        self._fitted: dict[tuple[str, int, tuple[str, ...]], Reference] = {}
 
     def resolve_version(self, name: str, version: int | None = None) -> int:
         """``version``, else the one ``production`` points at, else the latest."""
@@ -104,18 +105,23 @@ class Monitor:
             return aliases["production"]
         return self.registry.get(name).version
 
-    def fitted_suite(self, name: str, version: int, segments: Sequence[str] = ()) -> MonitorSuite:
-        """The suite of a version, fitted on its registered reference (cached)."""
+    def fitted_reference(self, name: str, version: int, segments: Sequence[str] = ()) -> Reference:
+        """The :class:`~livemodel.monitor.fitted.Reference` of a version, fitted once on its
+        registered reference (cached: every window and every later run reuse it)."""
         key = (name, version, tuple(dict.fromkeys(segments)))
         if key not in self._fitted:
             ref = ModelRef(name, version=version)
             registered = self.registry.get(ref)
             stored = self.registry.reference(ref)
-            reference = MonitorReference.from_registry(
-                registered.signature, stored.profile, stored.sample
-            )
-            self._fitted[key] = self.suite().fit(reference, key[2])
+            self._fitted[key] = Reference.from_registry(
+                registered.signature, stored.profile, stored.sample,
+                segments=key[2], suite=self.suite(),
+            )  # fmt: skip
         return self._fitted[key]
+
+    def fitted_suite(self, name: str, version: int, segments: Sequence[str] = ()) -> MonitorSuite:
+        """The fitted calculators of :meth:`fitted_reference`."""
+        return self.fitted_reference(name, version, segments).suite
 
     def run(
         self,
@@ -131,7 +137,8 @@ class Monitor:
         """Compute (and store, with a store) every window of ``[since, until)``."""
         spec = parse_window(window) if isinstance(window, str) else window
         number = self.resolve_version(name, version)
-        suite = self.fitted_suite(name, number, segments)
+        fitted = self.fitted_reference(name, number, segments)
+        suite = fitted.suite
         windows = self._windows(name, number, spec, since, until)
         per_window: dict[int, list[WindowResult]] = {}
         found = summarize_windows(
@@ -158,7 +165,7 @@ class Monitor:
                     n_labelled=summary[key].n_labelled,
                     results=per_key,
                 )
-                for key, per_key in suite.calculate(summary).items()
+                for key, per_key in fitted.calculate(summary).items()
             ]
             if progress is not None:
                 progress(len(per_window), len(windows))
@@ -168,7 +175,7 @@ class Monitor:
         if self.concept is not None:
             concept = self.concept.run(self.reader, name, number, suite.reference_)
             if self.store is not None:
-                save_concept(self.store, name, number, concept)
+                saved += save_concept(self.store, name, number, concept)
         return RunResult(name, number, spec.label, tuple(results), saved, concept)
 
     def _windows(
