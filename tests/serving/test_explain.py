@@ -266,10 +266,14 @@ def test_hostile_values_are_validated_like_predict(
     assert "dep_delay" in error["message"]
     extreme = dict(rows[0], distance=1e300)  # out of range: flagged, explained
     assert_additive(explained(client, "flights", [extreme]), list(FEATURES))
-    # the forest casts to float32, where 1e300 is infinite: the model's own failure, said so
+    # the forest casts to float32, where 1e300 is infinite: the model's own failure, a 503
+    # naming the request's ids (the server log has the model's error), never a 500
     failed = client.post("/v1/models/forest/explain", json={"records": [extreme]})
-    assert failed.status_code == 500
-    assert "the model or its explainer failed" in failed.json()["error"]["message"]
+    assert failed.status_code == 503, failed.text
+    error = failed.json()["error"]
+    assert error["type"] == "ModelFailedError" and len(error["prediction_ids"]) == 1
+    assert "failed (model_error) explaining" in error["message"]
+    assert "float32" not in failed.text and "Traceback" not in failed.text
 
 
 def test_without_shap_the_endpoint_answers_501(

@@ -1,10 +1,18 @@
 """From logged traffic to per-request guard values, one array per arm.
 
-The server logs each request of a rollout with its arm: ``champion`` (answered by the
-champion), ``candidate`` (routed to the candidate; if it failed, the champion's answer was
-sent and the record carries the failure flag) and ``shadow`` (the candidate's answer to a
-mirrored request, under the same prediction id as the champion's record). Everything here
-is a pure function of a window of the log.
+The server logs each request of a rollout with its arm: ``champion`` (routed to the
+champion), ``candidate`` (routed to the candidate) and ``shadow`` (the candidate's answer
+to a mirrored request, under the same prediction ids as the champion's records). A row a
+version failed on is logged too, carrying the failure's flag (with no outputs when no
+fallback answered it). When the version of a canary arm fails on a request, the other
+version's answer to the same input is logged under the same ids as arm ``fallback`` (the
+champion answering for the candidate) or ``probe`` (asked off the response path; see
+:mod:`livemodel.serving.router`). Everything here is a pure function of a window of the log.
+
+Errors are compared like with like: an input both versions fail says nothing about the
+candidate and is left out of both arms, and in shadow only inputs both versions saw are
+compared. So hostile traffic that breaks every version (``income: 1e308``) neither rolls
+back a candidate nor holds it up.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ def observe(
     cand = arms == candidate_arm
     champ = arms == "champion"
     failed = np.array([bool(FAILURE_FLAGS & set(f or ())) for f in flags], dtype=float)
+    ids = np.asarray(rows.get("prediction_id", [None] * len(arms)), dtype=object)
+    comparable = _comparable(ids, arms, failed.astype(bool), shadow=shadow)
     violated = np.array(
         [any(x.partition(":")[0] in VIOLATION_KINDS for x in (f or ())) for f in flags], dtype=float
     )
@@ -61,7 +71,7 @@ def observe(
     # back for one slow request of 25 rows). Errors stay per row, as fallbacks are.
     _, first = _requests(rows, arms)
     values: dict[str, tuple[np.ndarray, np.ndarray]] = {
-        "errors": (failed[cand], failed[champ]),
+        "errors": (failed[cand & comparable], failed[champ & comparable]),
         "flags": (violated[cand], violated[champ]),
     }
     latency = np.asarray(
@@ -72,7 +82,7 @@ def observe(
         timed = first & ~np.isnan(latency)
         values["latency"] = (slow[cand & timed], slow[champ & timed])
     if shadow:
-        values["divergence"] = (_divergence(rows, arms), np.zeros(0))
+        values["divergence"] = (_divergence(rows, arms, failed.astype(bool)), np.zeros(0))
     proba = _proba(rows, proba_columns)
     if proba is not None and "o.label" in rows:
         decided = np.asarray(rows["o.label"], dtype=object)
@@ -131,19 +141,49 @@ def _requests(rows: Mapping[str, list[object]], arms: np.ndarray) -> tuple[np.nd
     return request, first
 
 
-def _divergence(rows: Mapping[str, list[object]], arms: np.ndarray) -> np.ndarray:
-    """1 where the shadowed candidate's label differs from the champion's, per shadow row."""
+def _comparable(
+    ids: np.ndarray, arms: np.ndarray, failed: np.ndarray, *, shadow: bool
+) -> np.ndarray:
+    """Rows the errors guard compares: not an input both versions failed on and, in
+    shadow, only inputs both versions answered (a dropped copy leaves its pair out)."""
+    if shadow:
+        outcome: dict[str, dict[object, bool]] = {"champion": {}, "shadow": {}}
+        for pid, arm, bad in zip(ids, arms, failed, strict=True):
+            if arm in outcome:
+                outcome[arm][pid] = bool(bad)
+        champion, copy = outcome["champion"], outcome["shadow"]
+        return np.array(
+            [pid in champion and pid in copy and not (champion[pid] and copy[pid]) for pid in ids],
+            dtype=bool,
+        )
+    # The other version failed on this input too (its fallback or probe record).
+    both = {
+        pid
+        for pid, arm, bad in zip(ids, arms, failed, strict=True)
+        if bad and arm in ("fallback", "probe")
+    }
+    return np.array(
+        [not (bad and pid in both) for pid, bad in zip(ids, failed, strict=True)], dtype=bool
+    )
+
+
+def _divergence(
+    rows: Mapping[str, list[object]], arms: np.ndarray, failed: np.ndarray
+) -> np.ndarray:
+    """1 where the shadowed candidate's label differs from the champion's, per shadow row
+    that both answered (failures are the errors guard's)."""
     if "o.label" not in rows:
         return np.zeros(0)
+    labels = rows["o.label"]
     champion = {
         pid: label
-        for pid, label, arm in zip(rows["prediction_id"], rows["o.label"], arms, strict=True)
-        if arm == "champion"
+        for pid, label, arm, bad in zip(rows["prediction_id"], labels, arms, failed, strict=True)
+        if arm == "champion" and not bad
     }
     out = [
         float(str(label) != str(champion[pid]))
-        for pid, label, arm in zip(rows["prediction_id"], rows["o.label"], arms, strict=True)
-        if arm == "shadow" and pid in champion
+        for pid, label, arm, bad in zip(rows["prediction_id"], labels, arms, failed, strict=True)
+        if arm == "shadow" and not bad and pid in champion
     ]
     return np.asarray(out, dtype=float)
 

@@ -5,6 +5,10 @@ One :class:`ModelEndpoint` per model name. Requests go through a
 pass against the signature, predicted in one model call, written to the prediction log in
 one group-committed write, and only then answered. A request is acknowledged (200) only
 after its records reached the operating system.
+
+Rows the model fails on are answered by the model's fallback, or the request is a 503
+naming its prediction ids; either way the failure is logged and counted, and during a
+rollout recorded in the prediction log for the guards (see :mod:`.failures`).
 """
 
 from __future__ import annotations
@@ -21,10 +25,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from livemodel.errors import LivemodelError, UnavailableError, ValidationError
+from livemodel.errors import LivemodelError, ValidationError
 from livemodel.schema.validation import ValidationResult, validate
 from livemodel.serving.batcher import BatchTimeoutError, MicroBatcher
-from livemodel.serving.fallbacks import fallback_outputs
+from livemodel.serving.failures import (
+    Cause,
+    ModelFailedError,
+    failure_message,
+    mark_non_finite,
+    no_failures,
+    report_request,
+)
+from livemodel.serving.fallbacks import FallbackRow, fallback_outputs
 from livemodel.serving.handles import BatchOutputs, ModelHandle, concat_outputs, row_outputs
 from livemodel.serving.metrics import ServerMetrics
 from livemodel.serving.options import ModelOptions
@@ -53,6 +65,8 @@ class PredictAnswer:
     rejected: str | None = None
     rejected_fields: list[dict[str, str]] = field(default_factory=list)
     error: LivemodelError | None = None
+    #: some rows failed and were answered by a fallback (flagged with the reason)
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,14 +155,14 @@ class ModelEndpoint:
         if len(rows) == 0:
             return answers
         frame = result.frame if len(rows) == len(records) else result.frame.iloc[rows]
-        outputs, fallback = self._predict(handle, frame, bounds)
+        outputs, reasons, causes = self._predict(handle, frame, bounds)
         logged = self._answer(
             batch=batch,
             answers=answers,
             bounds=bounds,
             result=result,
             outputs=outputs,
-            reasons=fallback,
+            failures=(reasons, causes),
             handle=handle,
         )
         # A request that timed out meanwhile was answered (or refused) already.
@@ -179,41 +193,44 @@ class ModelEndpoint:
 
     def _predict(
         self, handle: ModelHandle, frame: pd.DataFrame, bounds: list[tuple[int, int]]
-    ) -> tuple[BatchOutputs | None, np.ndarray]:
-        """Outputs for the admitted rows, and per row the reason a fallback is needed ('')."""
+    ) -> tuple[BatchOutputs | None, np.ndarray, np.ndarray]:
+        """Outputs for the admitted rows and, per row, the reason a fallback is needed ('')
+        and its :class:`Cause` (None)."""
         try:
             outputs = handle.predict(frame)
-        except Exception:  # noqa: BLE001 - a user's model may raise anything
+        except Exception as exc:  # noqa: BLE001 - a user's model may raise anything
             if len(bounds) > 1:
                 return self._predict_apart(handle, frame, bounds)
-            return None, np.full(len(frame), "model_error", dtype=object)
-        reasons = np.full(len(frame), "", dtype=object)
-        reasons[~outputs.ok_rows()] = "nan_output"
-        return outputs, reasons
+            reasons, causes = no_failures(len(frame))
+            reasons[:] = "model_error"
+            causes[:] = [Cause.of(exc)] * len(frame)
+            return None, reasons, causes
+        reasons, causes = no_failures(len(frame))
+        mark_non_finite(outputs, reasons, causes)
+        return outputs, reasons, causes
 
     def _predict_apart(
         self, handle: ModelHandle, frame: pd.DataFrame, bounds: list[tuple[int, int]]
-    ) -> tuple[BatchOutputs | None, np.ndarray]:
+    ) -> tuple[BatchOutputs | None, np.ndarray, np.ndarray]:
         """The batched call failed: one call per request, so that a request the model cannot
         answer does not take down the requests it happened to be batched with."""
         sizes = [stop - start for start, stop in bounds]
         parts: list[BatchOutputs | None] = []
-        failed = np.zeros(len(frame), dtype=bool)
+        reasons, causes = no_failures(len(frame))
         start = 0
         for size in sizes:
             try:
                 parts.append(handle.predict(frame.iloc[start : start + size]))
-            except Exception:  # noqa: BLE001 - a user's model may raise anything
+            except Exception as exc:  # noqa: BLE001 - a user's model may raise anything
                 parts.append(None)
-                failed[start : start + size] = True
+                reasons[start : start + size] = "model_error"
+                causes[start : start + size] = [Cause.of(exc)] * size
             start += size
-        if failed.all():
-            return None, np.full(len(frame), "model_error", dtype=object)
+        if all(part is None for part in parts):
+            return None, reasons, causes
         outputs = concat_outputs(parts, sizes)
-        reasons = np.full(len(frame), "", dtype=object)
-        reasons[~outputs.ok_rows()] = "nan_output"
-        reasons[failed] = "model_error"
-        return outputs, reasons
+        mark_non_finite(outputs, reasons, causes)
+        return outputs, reasons, causes
 
     def _answer(
         self,
@@ -223,15 +240,28 @@ class ModelEndpoint:
         bounds: list[tuple[int, int]],
         result: ValidationResult,
         outputs: BatchOutputs | None,
-        reasons: np.ndarray,
+        failures: tuple[np.ndarray, np.ndarray],
         handle: ModelHandle,
+        use_fallback: bool = True,
     ) -> list[tuple[PredictRequest, list[PredictionRecord]]]:
-        """Fill each admitted request's answer; returns the records to log per request."""
+        """Fill each admitted request's answer; returns the records to log per request.
+
+        ``failures`` is, per admitted row, the reason it needs a fallback ('' if none) and
+        the :class:`Cause` of it. A request with a row no fallback answered fails whole:
+        nothing of it is acknowledged, and only during a rollout are its failed rows logged
+        (no outputs, the reason as flag) so the guards count them for this version.
+        """
+        reasons, causes = failures
         now = datetime.now(UTC)
         features = _feature_rows(result.frame)
-        fallback_rows = fallback_outputs(
-            self.options, self.previous, handle, frame=result.frame, bounds=bounds, reasons=reasons
-        )
+        fallback_rows: dict[int, FallbackRow] = {
+            i: (None, handle.number, []) for i, r in enumerate(reasons) if r
+        }
+        if use_fallback:
+            fallback_rows = fallback_outputs(
+                self.options, self.previous, handle, frame=result.frame, bounds=bounds,
+                reasons=reasons,
+            )  # fmt: skip
         for reason, n in Counter(r for r in reasons if r).items():
             self.metrics.fallbacks.labels(self.name, reason, self.options.fallback).inc(n)
         log_records: list[tuple[PredictRequest, list[PredictionRecord]]] = []
@@ -244,42 +274,51 @@ class ModelEndpoint:
             first = position
             position += stop - start
             latency = (time.perf_counter() - req.started) * 1000
-            rows: list[dict[str, Any]] = []
+            ids = _request_ids(req)
             records: list[PredictionRecord] = []
+            unanswered: list[PredictionRecord] = []
             for offset, row in enumerate(range(start, stop)):
                 at = first + offset
-                flags = result.row_flags(row)
+                flags, version, out = result.row_flags(row), handle.number, {}
+                into = records
                 if reasons[at]:
-                    out, version, extra = fallback_rows[at]
-                    if out is None:
-                        answer.error = UnavailableError(
-                            f"model {self.name!r} failed ({reasons[at]}) and has no fallback"
-                        )
-                        break
+                    answered, version, extra = fallback_rows[at]
+                    if answered is None and answer.error is None:
+                        message = failure_message(self.name, reasons[at], causes[at])
+                        answer.error = ModelFailedError(message, ids, reasons[at])
+                    if answered is None:
+                        into = unanswered
+                    out = answered or {}
                     flags = [*flags, reasons[at], *extra]
+                    answer.failed = True
                 else:
-                    out, version = row_outputs(handle, outputs, at), handle.number
+                    out = row_outputs(handle, outputs, at)
                     if _low_confidence(out, self.options.review_threshold):
                         flags = [*flags, "low_confidence"]
                         self.metrics.review.labels(self.name).inc()
-                pid = req.ids[offset] if req.ids is not None else uuid.uuid4().hex
-                rows.append({"id": pid, "version": version, **out, "flags": flags})
-                records.append(
-                    PredictionRecord(
-                        prediction_id=pid,
-                        model=self.name,
-                        version=version,
-                        features=features[row],
-                        outputs=out,
-                        time=now,
-                        latency_ms=latency,
-                        flags=flags,
-                        arm=req.arm,
-                    )
-                )
+                record = PredictionRecord(
+                    prediction_id=ids[offset], model=self.name, version=version,
+                    features=features[row], outputs=out, time=now, latency_ms=latency,
+                    flags=flags, arm=req.arm,
+                )  # fmt: skip
+                into.append(record)
+            report_request(
+                self.metrics,
+                model=self.name,
+                version=handle.number,
+                arm=req.arm or "champion",
+                failures=(reasons[first:position], causes[first:position]),
+                ids=ids,
+                answered_by=None if answer.error is not None else self.options.fallback,
+            )
             if answer.error is not None:
-                continue  # nothing of a failed request is acknowledged, so nothing is logged
-            answer.rows = rows
+                if req.arm is not None:
+                    log_records.append((req, unanswered))
+                continue
+            answer.rows = [
+                {"id": r.prediction_id, "version": r.version, **r.outputs, "flags": r.flags}
+                for r in records
+            ]
             log_records.append((req, records))
             for record in records:
                 self._meter(record.version, dict(record.outputs), req.arm)
@@ -294,29 +333,31 @@ class ModelEndpoint:
             self.metrics.values.labels(self.name, v).observe(out["value"])
 
     async def _on_timeout(self, request: PredictRequest, exc: BatchTimeoutError) -> PredictAnswer:
-        """The model hung: answer with the fallback (logged), or a 503."""
+        """The model hung: answer with the fallback, or a 503; logged either way."""
         request.abandoned = True
         options = self.options
-        failed = PredictAnswer(version=self.handle.number, error=UnavailableError(exc.message))
-        if options.fallback == "error" or (
-            options.fallback == "previous" and self.previous is None
-        ):
-            self.metrics.fallbacks.labels(self.name, "timeout", options.fallback).inc(
-                len(request.records)
-            )
-            return failed
-        try:
-            answer, records = await asyncio.wait_for(
-                asyncio.to_thread(self._timeout_answer, request), options.timeout_ms / 1000
-            )
-        except TimeoutError:  # the previous version hangs too
-            return failed
+        cause = Cause("Timeout", exc.message)
+        usable = options.fallback == "default" or (
+            options.fallback == "previous" and self.previous is not None
+        )
+        done: tuple[PredictAnswer, list[PredictionRecord]] | None = None
+        if usable:
+            try:
+                done = await asyncio.wait_for(
+                    asyncio.to_thread(self._timeout_answer, request, cause, True),
+                    options.timeout_ms / 1000,
+                )
+            except TimeoutError:  # the previous version hangs too
+                done = None
+        if done is None:
+            done = await asyncio.to_thread(self._timeout_answer, request, cause, False)
+        answer, records = done
         if records:
             await self.log.append_async(records)
         return answer
 
     def _timeout_answer(
-        self, request: PredictRequest
+        self, request: PredictRequest, cause: Cause, use_fallback: bool
     ) -> tuple[PredictAnswer, list[PredictionRecord]]:
         """The same pipeline as a batch, with every row needing the fallback."""
         handle = self.handle
@@ -330,10 +371,21 @@ class ModelEndpoint:
             bounds=bounds,
             result=result,
             outputs=None,
-            reasons=np.full(result.n_rows, "timeout", dtype=object),
+            failures=(
+                np.full(result.n_rows, "timeout", dtype=object),
+                np.array([cause] * result.n_rows, dtype=object),
+            ),
             handle=handle,
+            use_fallback=use_fallback,
         )
         return answers[0], [r for _, records in logged for r in records]
+
+
+def _request_ids(req: PredictRequest) -> Sequence[str]:
+    """The request's prediction ids, made once (a failed request names them too)."""
+    if req.ids is None:
+        req.ids = [uuid.uuid4().hex for _ in req.records]
+    return req.ids
 
 
 def _rejecting_flags(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,7 @@ from starlette.routing import Route
 from livemodel.errors import InvalidInputError, LivemodelError, ModelError, ValidationError
 from livemodel.schema.validation import validate
 from livemodel.serving.engine import ModelEndpoint
+from livemodel.serving.failures import Cause, ModelFailedError, report
 from livemodel.serving.handles import ModelHandle
 from livemodel.serving.http import PayloadTooLargeError, json_response, read_json, records_from
 from livemodel.serving.state import ServingState
@@ -69,6 +71,7 @@ class ShapUnavailableError(LivemodelError):
     """SHAP is not installed: explanations are an optional extra."""
 
     http_status = 501
+    public = True  # its message is written for clients (see serving.http.public_message)
 
 
 @dataclass(frozen=True)
@@ -395,7 +398,15 @@ def _answer(
     records: list[dict[str, Any]],
     wanted: Any,
 ) -> dict[str, Any]:
-    explainer = cache.get(handle)
+    ids = [uuid.uuid4().hex for _ in records]
+    try:
+        explainer = cache.get(handle)
+    except ModelError as exc:
+        raise _failed(endpoint, handle, ids, exc) from exc
+    except LivemodelError:
+        raise  # no SHAP (501), a store error (503): not the model's
+    except Exception as exc:  # SHAP building on the model may raise anything
+        raise _failed(endpoint, handle, ids, exc) from exc
     if len(records) > explainer.max_rows:
         raise PayloadTooLargeError(
             f"{len(records)} records is over the limit of {explainer.max_rows} "
@@ -403,7 +414,26 @@ def _answer(
         )
     options = endpoint.options
     frame = _admitted(handle, records, options.validation, options.reject_kinds)
-    return explain_rows(explainer, handle, frame, wanted)
+    try:
+        return explain_rows(explainer, handle, frame, wanted)
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # a user's model may raise anything
+        raise _failed(endpoint, handle, ids, exc) from exc
+
+
+def _failed(
+    endpoint: ModelEndpoint, handle: ModelHandle, ids: list[str], exc: Exception
+) -> ModelFailedError:
+    """The model (or its explainer) failed on a client's records: logged and counted with
+    the model's own error, answered 503 with the records' ids and no exception text."""
+    cause = exc.__cause__ if isinstance(exc, ModelError) and exc.__cause__ else exc
+    report(
+        endpoint.metrics, model=handle.name, version=handle.number, arm="explain",
+        reason="model_error", cause=Cause.of(cause), ids=ids, outcome="answered 503",
+    )  # fmt: skip
+    message = f"model {handle.name!r} failed (model_error) explaining these records"
+    return ModelFailedError(message, ids, "model_error")
 
 
 def _admitted(

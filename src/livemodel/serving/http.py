@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from livemodel.errors import InvalidInputError, LivemodelError
+from livemodel.errors import (
+    InvalidInputError,
+    LivemodelError,
+    ModelError,
+    StoreError,
+    UnavailableError,
+)
+
+_log = logging.getLogger("livemodel.serving")
 
 
 class PayloadTooLargeError(InvalidInputError):
@@ -36,15 +46,41 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 def error_response(exc: LivemodelError) -> Response:
-    body: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message}
+    """``{"error": {"type", "message", ["details"], ["prediction_ids"]}}`` with the error's
+    status. ``prediction_ids`` names the rows of a request a model could not answer (503),
+    under which the server log has the model's own error."""
+    body: dict[str, Any] = {"type": type(exc).__name__, "message": public_message(exc)}
     details = getattr(exc, "details", None)
     if details:
         body["details"] = details
+    ids = getattr(exc, "prediction_ids", None)
+    if ids:
+        body["prediction_ids"] = list(ids)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
     response = json_response({"error": body}, exc.http_status)
     if headers:
         response.headers.update(headers)
     return response
+
+
+def public_message(exc: LivemodelError) -> str:
+    """What a client may read of ``exc``: its message for client errors and the server's
+    own 503s (overloaded, a model failed); for any other server-side error (a storage
+    error naming a file, a model's exception text) stable words and an id, under which
+    the server log has the message."""
+    if exc.http_status < 500 or isinstance(exc, UnavailableError) or _is_public(exc):
+        return exc.message
+    error_id = uuid.uuid4().hex[:12]
+    _log.error("answered %d, error id %s: %s: %s", exc.http_status, error_id,
+               type(exc).__name__, exc.message)  # fmt: skip
+    what = {StoreError: "the server's storage failed", ModelError: "the model failed"}
+    words = next((text for kind, text in what.items() if isinstance(exc, kind)), None)
+    return f"{words or 'internal server error'} (error id {error_id} in the server log)"
+
+
+def _is_public(exc: LivemodelError) -> bool:
+    """Server errors whose message is written for clients (e.g. "SHAP is not installed")."""
+    return bool(getattr(exc, "public", False))
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:

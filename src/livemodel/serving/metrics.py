@@ -75,6 +75,12 @@ class ServerMetrics:
             "livemodel_served_version", "Version being served per model and alias",
             ["model", "alias"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
+        self.model_failures = Counter(
+            "livemodel_model_failures",
+            "Rows a model failed on (raised, NaN or infinity, timed out), answered by a "
+            "fallback or not; arm: champion, candidate, shadow, fallback, probe or explain",
+            ["model", "version", "arm", "reason"], registry=r,
+        )  # fmt: skip
         self.review = Counter(
             "livemodel_review_flagged", "Predictions flagged for human review", ["model"],
             registry=r,

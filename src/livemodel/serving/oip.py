@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from livemodel.errors import InvalidInputError, LivemodelError
 from livemodel.schema.signature import ColumnType, Signature
-from livemodel.serving.http import PayloadTooLargeError, json_response
+from livemodel.serving.http import PayloadTooLargeError, json_response, public_message
 
 _DATATYPES = {
     ColumnType.INTEGER: "INT64",
@@ -129,7 +129,7 @@ def infer_response(
 
 def error_response(exc: LivemodelError) -> Response:
     """The protocol's error body, ``{"error": "<message>"}``, which its clients parse."""
-    response = json_response({"error": exc.message}, exc.http_status)
+    response = json_response({"error": public_message(exc)}, exc.http_status)
     if exc.http_status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
