@@ -48,7 +48,8 @@ def logged(
     with threadpool_limits(1):
         write_log(root / "logs", registry, "flights", frame, times, labelled=0.6)
     store = ResultStore(db)
-    monitor = Monitor(registry, LogReader(root / "logs"), store)
+    # Window results only: concept drift has its own tests (tests/monitor/test_concept.py).
+    monitor = Monitor(registry, LogReader(root / "logs"), store, concept=None)
     yield {"monitor": monitor, "store": store, "frame": frame, "root": root}
     db.close()
 

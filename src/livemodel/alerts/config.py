@@ -12,6 +12,7 @@
     [[alerts.rules]]
     kind = "drift"                   # drift | quality | performance | multivariate
     column = "dep_delay"             # | rollback | metric | error_rate | latency
+                                     # | concept_drift
     severity = "warning"
 
     [[alerts.notifiers]]
@@ -36,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from livemodel.alerts.notifiers import LogNotifier, Notifier, RetryPolicy, WebhookNotifier
 from livemodel.alerts.rules import (
+    ConceptDriftRule,
     DriftRule,
     MetricRule,
     MultivariateRule,
@@ -145,8 +147,22 @@ class _Latency(_RuleBase):
     above: float = Field(gt=0.0, allow_inf_nan=False)
 
 
+class _ConceptDrift(_RuleBase):
+    kind: Literal["concept_drift"]
+    detector: Literal["page_hinkley", "adwin", "kswin"] | None = None
+    order: Literal["arrival", "prediction_time"] | None = None
+
+
 _RuleConfig = Annotated[
-    _Drift | _Quality | _Performance | _Multivariate | _Rollback | _Metric | _ErrorRate | _Latency,
+    _Drift
+    | _Quality
+    | _Performance
+    | _Multivariate
+    | _Rollback
+    | _Metric
+    | _ErrorRate
+    | _Latency
+    | _ConceptDrift,
     Field(discriminator="kind"),
 ]
 
@@ -271,6 +287,9 @@ def _rule(config: _RuleConfig, where: str, cooldown: timedelta) -> Rule:
         return MultivariateRule(name=name or "multivariate", threshold=config.threshold, **base)
     if isinstance(config, _Rollback):
         return RollbackRule(name=name or "rollback", lookback=config.lookback, **base)
+    if isinstance(config, _ConceptDrift):
+        name = name or ".".join(p for p in ("concept_drift", config.detector, config.order) if p)
+        return ConceptDriftRule(name=name, detector=config.detector, order=config.order, **base)
     if isinstance(config, _Metric) and config.above is None and config.below is None:
         raise ConfigError(f"{where}: a metric rule needs above or below")
     above = getattr(config, "above", None)

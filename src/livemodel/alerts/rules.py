@@ -22,6 +22,9 @@ Rules and what fires them (``segment`` defaults to ``*``, the whole window):
 ``MetricRule``      any stored number above ``above`` / below ``below`` (server error
                     rate, latency, ... when a calculator stores them)
 ``RollbackRule``    a rollout rolled back or aborted, or an alias rolled back
+``ConceptDriftRule`` a concept-drift detector found a change in the labelled error
+                    stream (of ``detector``, in ``order``, when given); each detection
+                    is announced once
 ==================  =================================================================
 """
 
@@ -36,6 +39,7 @@ from typing import Any, Literal, Protocol
 __all__ = [
     "SEVERITIES",
     "Alert",
+    "ConceptDriftRule",
     "Decision",
     "DriftRule",
     "EventLike",
@@ -383,6 +387,58 @@ class RollbackRule(Rule):
                 )
             )  # fmt: skip
         return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConceptDriftRule(Rule):
+    """A concept-drift detection (see :mod:`livemodel.monitor.concept`) by ``detector``
+    (None: any) in ``order`` (``arrival`` or ``prediction_time``; None: any). It reads the
+    summary rows (``<detector>_detections`` of calculator ``concept_drift``) and announces
+    the last detection of each detector and order once (its key names where it began)."""
+
+    detector: str | None = None
+    order: str | None = None
+
+    def evaluate(
+        self, model: str, results: Sequence[ResultLike], events: Sequence[EventLike], now: datetime
+    ) -> list[Alert]:
+        out = []
+        for r in results:
+            if r.calculator != "concept_drift" or not r.metric.endswith("_detections"):
+                continue
+            detector = r.metric.removesuffix("_detections")
+            details = dict(getattr(r, "details", None) or {})
+            last, order = details.get("last"), str(details.get("order", ""))
+            if not r.alert or not isinstance(last, Mapping):
+                continue
+            if (self.detector or detector) != detector or (self.order or order) != order:
+                continue
+            start, found = dict(last.get("start") or {}), dict(last.get("detected") or {})
+            before = _num(_finite(last.get("error_before")))
+            after = _num(_finite(last.get("error_after")))
+            text = (f"{model}@{r.version}: concept drift found by {detector} in {order} order: "
+                    f"mean error {before} -> {after}, change began at prediction "
+                    f"{start.get('prediction_id')} ({start.get('time')}, row {start.get('index')}),"
+                    f" detected at row {found.get('index')} of {r.n} labelled")  # fmt: skip
+            out.append(
+                Alert(
+                    rule=self.name, severity=self.severity, model=model, version=r.version,
+                    subject=f"concept:{order}:{detector}:{start.get('prediction_id')}",
+                    message=text, at=r.end, cooldown=self.cooldown, once=True,
+                    value=_finite(last.get("error_after")),
+                    threshold=_finite(last.get("error_before")),
+                    details={"detector": detector, "order": order, "detection": dict(last),
+                             "detections": details.get("detections")},
+                )
+            )  # fmt: skip
+        return out
+
+
+def _finite(value: object) -> float | None:
+    """``value`` (read from a result's JSON details) as a finite float, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def latest_windows(results: Iterable[ResultLike]) -> list[ResultLike]:

@@ -140,7 +140,28 @@ def _run_once(
         f"{len(result.windows)} window result(s), {result.rows_saved} numbers stored "
         f"({name}@{result.version}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC)"
     )
+    if result.concept is not None:
+        console.print(_concept_line(result.concept))
     return result
+
+
+def _concept_line(run: Any) -> str:
+    """What the concept-drift detectors found over the version's labelled error stream."""
+    if run.note is not None:
+        return f"concept drift: not checked ({run.note})"
+    scanned = ", ".join(f"{n:,} in {order} order" for order, n in run.rows.items())
+    if not any(run.rows.values()):
+        return "concept drift: no labelled predictions yet"
+    if not run.detections:
+        return f"concept drift: no change detected ({scanned} labelled)"
+    lines = [f"[yellow]concept drift: {len(run.detections)} detection(s)[/] ({scanned} labelled)"]
+    for d in run.detections:
+        lines.append(
+            f"  {d.detector}, {d.order} order: began at row {d.start.index} (prediction "
+            f"{d.start.prediction_id}, {d.start.time:%Y-%m-%d %H:%M}), detected at row "
+            f"{d.detected.index}; mean error {_fmt(d.error_before)} -> {_fmt(d.error_after)}"
+        )
+    return "\n".join(lines)
 
 
 def _wait(interval: timedelta, runs: int, quiet: bool) -> None:

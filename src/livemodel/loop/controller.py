@@ -27,6 +27,7 @@ from livemodel.loop.outcomes import LoopStatus, TickOutcome
 from livemodel.loop.policy import LoopSettings, ModelPolicy
 from livemodel.loop.retrain import call_train, register_candidate, resolve_entry_point
 from livemodel.loop.triggers import Decision, evaluate, latest_window
+from livemodel.monitor.concept import concept_rows
 from livemodel.monitor.runner import Monitor
 from livemodel.monitor.windows import parse_window
 from livemodel.registry.refs import ModelRef
@@ -206,6 +207,7 @@ class LoopController:
             last_retrain=last_retrain_at(events),
             baseline=baseline,
             cooldown=policy.cooldown,
+            concept=[] if result.concept is None else concept_rows(result.concept),
         )
 
     def _start(

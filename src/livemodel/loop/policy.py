@@ -36,6 +36,7 @@ from livemodel.registry.refs import check_name
 from livemodel.rollout.plan import Plan
 
 __all__ = [
+    "ConceptDriftTrigger",
     "DataSettings",
     "DriftTrigger",
     "FairnessSettings",
@@ -179,6 +180,21 @@ class QualityTrigger(_Table):
         return self
 
 
+class ConceptDriftTrigger(_Table):
+    """Retrain when a concept-drift detector found a change in the production version's
+    labelled error stream: at least ``min_detections`` detections by one of ``detectors``
+    in ``order`` (see ``docs/monitoring.md``)."""
+
+    detectors: tuple[Literal["page_hinkley", "adwin", "kswin"], ...] = ("page_hinkley", "adwin")
+    order: Literal["arrival", "prediction_time"] = "arrival"
+    min_detections: int = Field(default=1, ge=1)
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _as_tuple(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+
 def _performance_list(value: object) -> object:
     return [value] if isinstance(value, Mapping) else value
 
@@ -191,6 +207,7 @@ class Triggers(_Table):
     ] = ()
     quality: QualityTrigger | None = None
     schedule: Duration | None = None
+    concept_drift: ConceptDriftTrigger | None = None
 
 
 class MonitorSettings(_Table):

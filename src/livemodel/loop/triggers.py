@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from livemodel.loop.policy import PerformanceTrigger, QualityTrigger, Triggers
+from livemodel.loop.policy import (
+    ConceptDriftTrigger,
+    PerformanceTrigger,
+    QualityTrigger,
+    Triggers,
+)
 from livemodel.monitor.performance import LOWER_IS_BETTER
 from livemodel.monitor.results import (
     ALL,
@@ -107,14 +112,18 @@ def evaluate(
     last_retrain: datetime | None,
     baseline: datetime | None,
     cooldown: timedelta,
+    concept: Sequence[MetricResult] = (),
 ) -> Decision:
     """Check every trigger on ``window`` and the schedule; hold back within ``cooldown``.
 
     ``last_retrain`` is when the loop last retrained this model (None: never);
     ``baseline`` is when the current version came to be, the schedule's start when the
-    loop never retrained.
+    loop never retrained. ``concept`` holds the version's concept-drift results (the
+    summary rows of :mod:`livemodel.monitor.concept`), read by the concept-drift trigger.
     """
     hits: list[TriggerHit] = []
+    if triggers.concept_drift is not None:
+        hits.extend(_concept(triggers.concept_drift, concept))
     if window is not None:
         results = window.results
         if triggers.drift is not None:
@@ -240,6 +249,37 @@ def _quality(spec: QualityTrigger, results: Sequence[MetricResult]) -> list[Trig
                         {"metric": metric, "column": r.column, "value": r.value, "limit": limit},
                     )
                 )
+    return hits
+
+
+def _concept(spec: ConceptDriftTrigger, results: Sequence[MetricResult]) -> list[TriggerHit]:
+    hits = []
+    for r in results:
+        detector = r.metric.removesuffix("_detections")
+        if r.calculator != "concept_drift" or detector == r.metric:
+            continue
+        if detector not in spec.detectors or r.details.get("order") != spec.order:
+            continue
+        count = int(r.value or 0)
+        if count < spec.min_detections:
+            continue
+        last = dict(r.details.get("last") or {})
+        start = dict(last.get("start") or {})
+        hits.append(
+            TriggerHit(
+                "concept_drift",
+                f"{detector} found {count} concept-drift detection(s) in the labelled error "
+                f"stream ({spec.order} order); the last began at prediction "
+                f"{start.get('prediction_id')} ({start.get('time')})",
+                {
+                    "detector": detector,
+                    "order": spec.order,
+                    "detections": count,
+                    "n": r.n,
+                    "last": last,
+                },
+            )
+        )
     return hits
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "ConceptDrift",
     "Detection",
     "ErrorStream",
+    "concept_rows",
     "StreamPoint",
     "detect",
     "error_stream",
@@ -267,6 +268,16 @@ def detect(stream: ErrorStream, detector: StreamDetector) -> list[Detection]:
         )
         begin = at + 1
     return out
+
+
+def concept_rows(run: ConceptRun) -> list[MetricResult]:
+    """The summary rows of ``run`` (``<detector>_detections``, one per detector and order)."""
+    return [
+        r
+        for w in run.windows
+        for r in w.results
+        if r.calculator == CONCEPT and r.metric.endswith(SUMMARY_SUFFIX)
+    ]
 
 
 def default_detectors() -> tuple[StreamDetector, ...]:

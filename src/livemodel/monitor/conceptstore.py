@@ -17,7 +17,7 @@ from livemodel.monitor.concept import CONCEPT, ORDERS, SEGMENT, SUMMARY_SUFFIX, 
 from livemodel.monitor.results import WindowResult
 from livemodel.monitor.resultstore import ResultStore, StoredResult
 
-__all__ = ["concept_view", "save_concept"]
+__all__ = ["concept_text", "concept_view", "detection_rows", "save_concept"]
 
 
 def save_concept(store: ResultStore, name: str, version: int, run: ConceptRun) -> int:
@@ -101,3 +101,49 @@ def _detected_at(d: dict[str, Any]) -> tuple[str, int]:
 def summary_rows(rows: Sequence[StoredResult]) -> list[StoredResult]:
     """The summary rows among ``rows`` (one per detector and order)."""
     return [r for r in rows if r.calculator == CONCEPT and r.metric.endswith(SUMMARY_SUFFIX)]
+
+
+def concept_text(view: dict[str, Any]) -> str:
+    """One line for a dashboard card: the detections of the newest version that has results."""
+    orders = view.get("orders") or []
+    if not orders:
+        return "-"
+    rows = max(int(o.get("rows") or 0) for o in orders)
+    found = view.get("detections") or []
+    if not found:
+        return f"none in {rows:,} labelled"
+    last = found[0]
+    start = dict(last.get("start") or {})
+    return (
+        f"{len(found)} detection(s); last by {last.get('detector')} ({last.get('order')} order), "
+        f"began {_short_time(start.get('time'))} at row {start.get('index')} of {rows:,}"
+    )
+
+
+def detection_rows(view: dict[str, Any], limit: int = 20) -> list[list[str]]:
+    """Table rows (text cells): detector, order, change began, prediction id, rows from the
+    start to the detection, when the detecting label arrived, mean error before -> after."""
+    out = []
+    for d in (view.get("detections") or [])[:limit]:
+        start, found = dict(d.get("start") or {}), dict(d.get("detected") or {})
+        out.append(
+            [
+                f"v{d.get('version')} {d.get('detector')}",
+                str(d.get("order")),
+                _short_time(start.get("time")),
+                str(start.get("prediction_id")),
+                f"{start.get('index')} \u2192 {found.get('index')}",
+                _short_time(found.get("label_time")),
+                f"{_fmt(d.get('error_before'))} \u2192 {_fmt(d.get('error_after'))}",
+            ]
+        )
+    return out
+
+
+def _short_time(value: object) -> str:
+    text = str(value or "-")
+    return text[:16].replace("T", " ") if len(text) >= 16 else text
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"

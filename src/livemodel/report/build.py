@@ -100,6 +100,7 @@ def build_report(
         "quality": sections.quality_table(rows),
         "performance": sections.performance_series(rows, headline),
         "segments": sections.segment_table(rows, headline),
+        "concept_drift": _concept_drift(results, name, version.version),
         "rollouts": _rollouts(registry, name, since, rollouts),
         "alerts": _alerts(alerts, name, since),
         "lineage": _lineage(version),
@@ -208,6 +209,14 @@ def _distributions(
                 out.append({"column": column, "window": start.isoformat(), **dist})
     order = {c: i for i, c in enumerate(chosen)}
     return sorted(out, key=lambda d: order[d["column"]])
+
+
+def _concept_drift(results: ResultStore, name: str, version: int) -> dict[str, Any]:
+    """The version's concept-drift detections (its whole labelled stream, not the period)."""
+    from livemodel.monitor.concept import CONCEPT
+    from livemodel.monitor.conceptstore import concept_view
+
+    return concept_view(results.query(name, version=version, calculator=CONCEPT), version)
 
 
 def _rollouts(registry: Registry, name: str, since: datetime, store: Any) -> dict[str, Any]:

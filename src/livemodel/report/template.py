@@ -62,7 +62,7 @@ details summary { cursor:pointer; color:var(--accent); margin:8px 0; }
 </header>
 <nav>
   <a href="#drift">Drift</a><a href="#distributions">Distributions</a><a href="#quality">Data quality</a>
-  <a href="#performance">Performance</a><a href="#segments">Segments</a><a href="#fairness">Fairness</a>
+  <a href="#performance">Performance</a><a href="#concept-drift">Concept drift</a><a href="#segments">Segments</a><a href="#fairness">Fairness</a>
   <a href="#importance">Feature importance</a><a href="#rollouts">Rollouts</a><a href="#alerts">Alerts</a>
   <a href="#lineage">Lineage</a>
 </nav>
@@ -108,6 +108,20 @@ details summary { cursor:pointer; color:var(--accent); margin:8px 0; }
 {% for p in d.performance %}<div class="chart" id="fig-perf-{{ loop.index0 }}" data-figure="perf-{{ loop.index0 }}"></div>{% endfor %}
 </div><p class="note">Bands: the expected range (reference value ± sampling error); realized uses the labels that arrived.</p>
 {% else %}<p class="note">No performance results in this period.</p>{% endif %}
+</section>
+
+<section id="concept-drift"><h2>Concept drift (labelled error stream)</h2>{% set cd = d.get("concept_drift") or {} %}
+{% if cd.get("orders") %}<table><thead><tr><th>order</th><th>labelled rows</th><th>error</th><th>detector</th><th>mean error</th><th>detections</th><th>last row</th></tr></thead><tbody>
+{% for o in cd.orders %}{% for det in o.detectors %}<tr><td>{{ o.order }}</td><td class="num">{{ "{:,}".format(o.rows) }}</td><td>{{ o.error }}</td>
+<td>{{ det.detector }}</td><td class="num">{{ det.mean_error|num }}</td><td class="num {{ 'bad' if det.detections else 'ok' }}">{{ det.detections }}</td>
+<td>{{ (o.last_row or {}).get("time")|when }}</td></tr>{% endfor %}{% endfor %}</tbody></table>
+{% if cd.detections %}<table><thead><tr><th>detector</th><th>order</th><th>change began (prediction time)</th><th>at prediction</th><th>row</th><th>detected at row</th><th>label arrived</th><th>mean error before → after</th></tr></thead><tbody>
+{% for x in cd.detections[:50] %}<tr><td>{{ x.detector }}</td><td>{{ x.order }}</td><td>{{ x.start.time|when }}</td><td><code>{{ x.start.prediction_id }}</code></td>
+<td class="num">{{ x.start.index }}</td><td class="num">{{ x.detected.index }}</td><td>{{ x.detected.label_time|when }}</td>
+<td class="num bad">{{ x.error_before|num }} → {{ x.error_after|num }}</td></tr>{% endfor %}</tbody></table>
+{% else %}<p class="ok">No concept drift detected in the labelled error stream.</p>{% endif %}
+<p class="note">Streaming detectors replayed over every labelled prediction of this version, in the order labels arrived and in prediction-time order; a change's start is the least-squares change point since the detector's previous detection.</p>
+{% else %}<p class="note">No concept-drift results for this version (they need labels; <code>livemodel monitor run</code> computes them).</p>{% endif %}
 </section>
 
 <section id="segments"><h2>Segments{% if d.segments.window %} (window from {{ d.segments.window|when }}){% endif %}</h2>

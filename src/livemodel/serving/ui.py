@@ -35,6 +35,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from livemodel.errors import LivemodelError
+from livemodel.monitor.concept import CONCEPT, SEGMENT
+from livemodel.monitor.conceptstore import concept_text, concept_view, detection_rows
 from livemodel.monitor.resultstore import ResultStore, StoredResult
 from livemodel.rollout.machine import RolloutState
 from livemodel.serving.http import json_response
@@ -200,6 +202,7 @@ class Dashboard:
             "drift": _drift_series(rows),
             "performance": _performance_series(rows),
             "quality": _quality_series(rows),
+            "concept": self._concept(name),
             "alerts": _open_alerts(self.state, name),
             "rollouts": self._rollout_blocks(name),
             "audit": self._audit(name),
@@ -271,8 +274,17 @@ class Dashboard:
             "quality": "; ".join(map(_quality_text, quality[:3])) or none,
             "realized": _latest_metric(latest, "realized_performance", head),
             "estimated": _latest_metric(latest, "estimated_performance", head),
+            "concept": self._concept(name)["text"],
             "chart": {"performance": head, "drift": _drift_series(rows)},
         }
+
+    def _concept(self, name: str) -> dict[str, Any]:
+        """Concept-drift detections of the served version (else the newest with results)."""
+        rows = self.results.query(name, calculator=CONCEPT, segment=SEGMENT)
+        served = self.state.endpoints.get(name)
+        newest = max((r.version for r in rows), default=None)
+        view = concept_view(rows, served.handle.number if served is not None else newest)
+        return {"text": concept_text(view), "rows": detection_rows(view)}
 
     def _rollout_blocks(self, name: str | None) -> list[dict[str, Any]]:
         blocks = []
