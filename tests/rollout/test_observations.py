@@ -69,3 +69,60 @@ def test_champion_p99_is_over_requests() -> None:
     ]
     assert champion_p99(window(requests)) == np.quantile(latencies, 0.99)
     assert champion_p99(window(requests[:99])) is None  # under 100 requests
+
+
+def records(rows: list[tuple[str, str, list[str], str | None]]) -> pa.Table:
+    """One row per record: (prediction id, arm, flags, label)."""
+    return pa.table(
+        {
+            "prediction_id": [r[0] for r in rows],
+            "time": [T0 + timedelta(milliseconds=i) for i in range(len(rows))],
+            "latency_ms": [5.0 + i for i in range(len(rows))],
+            "arm": [r[1] for r in rows],
+            "flags": [r[2] for r in rows],
+            "o.label": [r[3] for r in rows],
+        }
+    )
+
+
+def test_an_input_both_versions_fail_is_left_out_of_both_canary_arms() -> None:
+    bad = ["out_of_range:income", "model_error"]
+    window = records(
+        [
+            ("a", "candidate", bad, None),  # both fail: the champion answered as fallback
+            ("a", "fallback", bad, None),
+            ("b", "champion", bad, None),  # both fail: the candidate was probed
+            ("b", "probe", bad, None),
+            ("c", "candidate", ["model_error"], None),  # the candidate alone fails
+            ("c", "fallback", [], "1"),
+            ("d", "champion", ["model_error"], None),  # the champion alone fails
+            ("d", "probe", [], "1"),
+            ("e", "candidate", [], "0"),
+            ("f", "champion", [], "0"),
+        ]
+    )
+    obs = observe(window, shadow=False, proba_columns=(), confidence={}, latency_threshold_ms=None)
+    cand, champ = obs.values["errors"]
+    assert sorted(cand.tolist()) == [0.0, 1.0] and sorted(champ.tolist()) == [0.0, 1.0]
+    assert obs.values["flags"][0].tolist() == [1.0, 0.0, 0.0]  # flags still count every row
+    assert obs.candidate_rows == 3
+
+
+def test_shadow_compares_errors_and_labels_on_inputs_both_versions_saw() -> None:
+    window = records(
+        [
+            ("a", "champion", ["model_error"], None),  # both fail: left out
+            ("a", "shadow", ["model_error"], None),
+            ("b", "champion", [], "1"),  # the candidate alone fails
+            ("b", "shadow", ["model_error"], None),
+            ("c", "champion", ["model_error"], None),  # the champion alone fails
+            ("c", "shadow", [], "0"),
+            ("d", "champion", [], "1"),  # agree
+            ("d", "shadow", [], "1"),
+            ("e", "champion", ["model_error"], None),  # its copy was dropped: not compared
+        ]
+    )
+    obs = observe(window, shadow=True, proba_columns=(), confidence={}, latency_threshold_ms=None)
+    cand, champ = obs.values["errors"]
+    assert cand.tolist() == [1.0, 0.0, 0.0] and champ.tolist() == [0.0, 1.0, 0.0]
+    assert obs.values["divergence"][0].tolist() == [0.0]  # only "d" was answered by both
