@@ -48,7 +48,7 @@ class LoadFailure:
 def load_reason(exc: LivemodelError) -> str:
     """Why a version could not be loaded, in words that carry no path or URL."""
     if isinstance(exc, IntegrityError):
-        return "the artifact failed its integrity check (corrupt, tampered with or unreadable)"
+        return "the artifact failed its integrity check (corrupt, tampered with or not loadable)"
     if isinstance(exc, NotFoundError):
         return "the artifact or the version is missing"
     if isinstance(exc, StoreError):
