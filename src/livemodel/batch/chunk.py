@@ -253,8 +253,7 @@ def _prediction_type(handle: ModelHandle) -> pa.DataType:
         return _label_type(handle.classes)
     task = handle.version.signature.task
     if task is not None and task.kind != "regression" and task.classes:
-        # A classifier without predict_proba: numeric labels come back as values.
-        return pa.float64() if _label_type(task.classes) != pa.string() else pa.string()
+        return _label_type(task.classes)  # a classifier without predict_proba: labels only
     return pa.float64()
 
 
@@ -304,7 +303,7 @@ def _output_columns(
 
 def _log_outputs(handle: ModelHandle, columns: Mapping[str, pa.Array]) -> dict[str, pa.Array]:
     """The output columns under the log's names: ``label``/``value``, ``proba.<class>``."""
-    numeric = handle.classes is None and pa.types.is_floating(columns["prediction"].type)
+    numeric = not handle.decides_labels and pa.types.is_floating(columns["prediction"].type)
     logged = {"value" if numeric else "label": columns["prediction"]}
     for cls in handle.classes or ():
         logged[f"proba.{cls}"] = columns[f"proba_{cls}"]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from livemodel.errors import IntegrityError, ModelError
+from livemodel.registry.decision import decide
 
 FORMAT = "joblib-pickle"
 
@@ -59,12 +60,16 @@ def load_model(data: bytes) -> Any:
 
 
 def predict_outputs(model: Any, features: pd.DataFrame, task: str | None) -> pd.DataFrame:
-    """Model outputs as columns: ``prediction`` and, for classifiers, ``proba_<class>``."""
+    """Model outputs as columns: ``prediction`` (the model's own ``predict``) and, for
+    classifiers with ``predict_proba``, ``proba_<class>``."""
     try:
-        prediction = np.asarray(model.predict(features))
+        with_proba = task in ("binary", "multiclass") and callable(
+            getattr(model, "predict_proba", None)
+        )
+        prediction, proba = decide(model, features, proba=with_proba)
         out = pd.DataFrame({"prediction": prediction.ravel()}, index=features.index)
-        if task in ("binary", "multiclass") and callable(getattr(model, "predict_proba", None)):
-            proba = np.asarray(model.predict_proba(features), dtype="float64")
+        if proba is not None:
+            proba = np.asarray(proba, dtype="float64")
             classes = list(getattr(model, "classes_", range(proba.shape[1])))
             for i, cls in enumerate(classes):
                 out[f"proba_{cls}"] = proba[:, i]

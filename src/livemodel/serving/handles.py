@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from livemodel.errors import ModelError
+from livemodel.registry.decision import decide
 from livemodel.registry.registry import Registry
 from livemodel.registry.version import ModelVersion
 
@@ -25,6 +26,8 @@ class BatchOutputs:
     def ok_rows(self) -> np.ndarray:
         """Rows whose outputs are finite numbers."""
         ok = np.ones(self._n(), dtype=bool)
+        if self.labels is not None:
+            ok &= ~pd.isna(self.labels)
         if self.proba is not None:
             ok &= np.isfinite(self.proba).all(axis=1)
         if self.values is not None:
@@ -58,24 +61,32 @@ class ModelHandle:
     def is_classifier(self) -> bool:
         return self.classes is not None
 
-    def predict(self, frame: pd.DataFrame) -> BatchOutputs:
-        """Run the estimator once on ``frame``; classifiers answer with probabilities.
+    @property
+    def decides_labels(self) -> bool:
+        """Does the model answer with class labels (a classifier, with or without
+        ``predict_proba``) rather than numbers?"""
+        task = self.version.signature.task
+        return self.classes is not None or (task is not None and task.kind != "regression")
 
-        The label of a classifier is the class of highest probability, as scikit-learn's
-        own classifiers define ``predict``; one call instead of two halves the cost.
+    def predict(self, frame: pd.DataFrame) -> BatchOutputs:
+        """Run the estimator on ``frame``: the label is the model's own ``predict`` (which
+        may decide at a threshold of its own), probabilities come from ``predict_proba``.
+
+        A classifier without ``predict_proba`` answers labels only; a regressor values.
         """
-        if self.classes is not None:
-            proba = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
-            if proba.ndim != 2 or proba.shape != (len(frame), len(self.classes)):
+        n = len(frame)
+        raw, proba = decide(self.model, frame, proba=self.classes is not None)
+        if raw.ndim == 2 and raw.shape[1] == 1:
+            raw = raw.ravel()
+        if raw.ndim != 1 or raw.shape[0] != n:
+            raise ModelError(f"predict returned shape {raw.shape} for {n} rows")
+        if proba is not None:
+            proba = np.asarray(proba, dtype=np.float64)
+            if proba.ndim != 2 or proba.shape != (n, len(self.classes or ())):
                 raise ModelError(f"predict_proba returned shape {proba.shape}")
-            labels = np.asarray(self.classes, dtype=object)[np.nan_to_num(proba).argmax(axis=1)]
-            return BatchOutputs(labels=labels, proba=proba, values=None)
-        raw = np.asarray(self.model.predict(frame))
-        if raw.shape[0] != len(frame):
-            raise ModelError(f"predict returned {raw.shape[0]} rows for {len(frame)}")
-        if raw.dtype.kind in "fiub":
-            return BatchOutputs(labels=None, proba=None, values=raw.astype(np.float64).ravel())
-        return BatchOutputs(labels=raw.astype(object).ravel(), proba=None, values=None)
+        if self.decides_labels or raw.dtype.kind not in "fiub":
+            return BatchOutputs(labels=raw.astype(object), proba=proba, values=None)
+        return BatchOutputs(labels=None, proba=None, values=raw.astype(np.float64))
 
 
 def row_outputs(handle: ModelHandle, outputs: BatchOutputs | None, i: int) -> dict[str, Any]:
