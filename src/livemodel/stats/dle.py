@@ -24,6 +24,12 @@ from the nanny predictions (so it widens when the window moves into noisier regi
 
 NannyML derives its band from reference chunks instead. The nanny's own estimation error is
 not in the band.
+
+The nannies fit and predict on ``n_threads`` OpenMP threads (default 1). HistGradientBoosting
+otherwise starts one thread per core, and on a loaded machine those threads wait on each
+other: fitting on 4,400 rows took 37-40 s with the default threads and 2.5 s with one, with
+identical estimates (measured on 2 cores under a load average of 13). ``max_iter`` stays at
+100: 50 iterations changed the estimates by up to 0.65%.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from livemodel.errors import InvalidInputError, StatisticsError
 from livemodel.stats.metrics import EstimatedMetric, FloatArray, as_finite
@@ -78,17 +85,23 @@ class DLE:
         *,
         band_sigmas: float = 3.0,
         max_iter: int = 100,
+        n_threads: int | None = 1,
         seed: int = 0,
     ) -> None:
         self.metrics = metrics
         self.band_sigmas = band_sigmas
         self.max_iter = max_iter
+        self.n_threads = n_threads
         self.seed = seed
 
     def _nanny(self) -> HistGradientBoostingRegressor:
         return HistGradientBoostingRegressor(
             max_iter=self.max_iter, early_stopping=False, random_state=self.seed
         )
+
+    def _threads(self) -> Any:
+        """OpenMP threads of the nannies, bounded for the duration of a fit or a predict."""
+        return threadpool_limits(limits=self.n_threads, user_api="openmp")
 
     def fit(
         self, x_ref: npt.ArrayLike, y_true_ref: npt.ArrayLike, y_pred_ref: npt.ArrayLike
@@ -101,6 +114,8 @@ class DLE:
             raise InvalidInputError(f"unknown metrics {unknown}; choose from {DLE_METRICS}")
         if not self.band_sigmas > 0 or self.max_iter < 1:
             raise InvalidInputError("band_sigmas must be > 0 and max_iter >= 1")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise InvalidInputError("n_threads must be >= 1 or None (one per core)")
         features = _features(x_ref, "x_ref")
         y = as_finite(y_true_ref, "y_true_ref")
         y_pred = as_finite(y_pred_ref, "y_pred_ref")
@@ -117,11 +132,12 @@ class DLE:
         if not bool(np.isfinite(sq).all()):
             raise InvalidInputError("errors too large: squared errors overflow")
         inputs = np.column_stack([features, y_pred])
-        self.abs_nanny_ = self._nanny().fit(inputs, np.abs(err))
-        self.sq_nanny_ = self._nanny().fit(inputs, sq)
+        with self._threads():
+            self.abs_nanny_ = self._nanny().fit(inputs, np.abs(err))
+            self.sq_nanny_ = self._nanny().fit(inputs, sq)
+            sq_hat = np.maximum(self.sq_nanny_.predict(inputs), 0.0)
         # kappa as a ratio of means (not a mean of ratios): rows the nanny predicts as nearly
         # error-free must not dominate it.
-        sq_hat = np.maximum(self.sq_nanny_.predict(inputs), 0.0)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             kurtosis = float(np.mean(sq * sq) / np.mean(sq_hat * sq_hat))
         self.kurtosis_ = max(kurtosis, 1.0) if np.isfinite(kurtosis) else 3.0
@@ -145,8 +161,9 @@ class DLE:
         if n == 0:
             raise StatisticsError("empty window: performance cannot be estimated")
         inputs = np.column_stack([features, pred])
-        abs_hat = np.maximum(self.abs_nanny_.predict(inputs), 0.0)
-        sq_hat = np.maximum(self.sq_nanny_.predict(inputs), 0.0)
+        with self._threads():
+            abs_hat = np.maximum(self.abs_nanny_.predict(inputs), 0.0)
+            sq_hat = np.maximum(self.sq_nanny_.predict(inputs), 0.0)
         mae, mse = float(abs_hat.mean()), float(sq_hat.mean())
         mae_se = float(np.sqrt(np.maximum(sq_hat - abs_hat**2, 0.0).sum()) / n)
         mse_se = float(np.sqrt((self.kurtosis_ - 1.0) * np.sum(sq_hat**2)) / n)
