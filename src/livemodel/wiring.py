@@ -9,6 +9,7 @@ from livemodel.registry.registry import Registry
 from livemodel.store.artifacts import ArtifactStore
 from livemodel.store.database import open_database
 from livemodel.store.metadata import MetadataStore
+from livemodel.vocabulary import AliasOf
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -84,13 +85,33 @@ def serving_app() -> Starlette:
     return build_app(serving_state(settings, ServerOptions.parse(settings.serving)))
 
 
+def served_alias(settings: Settings | None = None) -> AliasOf:
+    """The served alias of each model (``[serving.models.NAME] alias``, else ``[serving]
+    alias``, else :data:`~livemodel.vocabulary.DEFAULT_ALIAS`): the one place it is read.
+
+    Rollouts, the loop, the monitor, the report and the dashboard act on this alias.
+    """
+    from livemodel.serving.options import ServerOptions
+
+    settings = settings or Settings.from_env()
+    options = ServerOptions.parse(settings.serving)
+
+    def alias_of(name: str) -> str:
+        return options.for_model(name).alias
+
+    return alias_of
+
+
 def rollout_controller(settings: Settings | None = None) -> RolloutController:
     from livemodel.rollout.controller import RolloutController
     from livemodel.store.rollouts import RolloutStore
 
     settings = settings or Settings.from_env()
     registry = connect(settings)
-    return RolloutController(registry, RolloutStore(registry.metadata.db), log_reader(settings))
+    return RolloutController(
+        registry, RolloutStore(registry.metadata.db), log_reader(settings),
+        alias_of=served_alias(settings),
+    )  # fmt: skip
 
 
 def loop_controller(settings: Settings | None = None) -> LoopController | None:
@@ -110,7 +131,10 @@ def loop_controller(settings: Settings | None = None) -> LoopController | None:
         return None
     rollouts = rollout_controller(settings)
     registry = rollouts.registry
-    monitor = Monitor(registry, log_reader(settings), ResultStore(registry.metadata.db))
+    monitor = Monitor(
+        registry, log_reader(settings), ResultStore(registry.metadata.db),
+        alias_of=rollouts.alias_of,
+    )  # fmt: skip
     return LoopController(registry, monitor, rollouts, policies)
 
 

@@ -103,7 +103,17 @@ def status(
     name: str = typer.Argument(..., help="Model name."), at: str | None = AT, as_json: bool = JSON
 ) -> None:
     """The policy of NAME, its cooldown, and its retrain runs (latest last)."""
-    state = _loop().status(name, _now(at))
+    from livemodel.config import Settings
+    from livemodel.loop.policy import parse_loop
+    from livemodel.registry.refs import check_name
+
+    settings = Settings.from_env()
+    source = str(settings.config_file) if settings.config_file else None
+    if check_name(name) not in parse_loop(settings.project.get("loop"), source=source).models:
+        _no_policy(name, settings, as_json)
+        return
+    controller = _loop()
+    state = controller.status(name, _now(at))
     if as_json:
         print_json(state.to_dict())
         return
@@ -114,7 +124,7 @@ def status(
         f"cooldown {policy['cooldown']}, plan {policy['rollout']['plan']}"
     )
     aliases = ", ".join(f"{k}=v{v}" for k, v in sorted(state.aliases.items())) or "none"
-    console.print(f"aliases: {aliases}")
+    console.print(f"aliases: {aliases} (served: {controller.rollouts.alias_of(name)})")
     if state.cooldown_until is not None:
         console.print(f"cooling down until {state.cooldown_until:%Y-%m-%d %H:%M} UTC")
     if state.running_rollout:
@@ -134,6 +144,24 @@ def status(
             f"{_version(run.parent)} → {_version(run.candidate)}, [bold]{run.stage}[/]"
             + (f" — {detail}" if detail else "")
         )
+
+
+def _no_policy(name: str, settings: Any, as_json: bool) -> None:
+    """A registered model outside the loop: its aliases, and how to put it under a policy."""
+    from livemodel.wiring import connect, served_alias
+
+    aliases = connect(settings).aliases(name)  # an unknown model is an error
+    alias = served_alias(settings)(name)
+    if as_json:
+        print_json({"model": name, "policy": None, "alias": alias, "aliases": aliases})
+        return
+    where = settings.config_file or "livemodel.toml"
+    served = f"v{aliases[alias]}" if alias in aliases else "no version"
+    console.print(
+        f"{name} has no loop policy ({alias} is {served}); add a [loop.models.{name}] "
+        f"table to {where} to retrain it automatically",
+        markup=False,
+    )
 
 
 @loop_app.command("tick")

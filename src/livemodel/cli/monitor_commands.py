@@ -54,7 +54,9 @@ def run(
     until: str | None = typer.Option(None, "--until", help="End (default: now)."),
     window: str = typer.Option("1d", "--window", help="1h, 1d, 1w, Nm/Nh/Nd or 10000rows."),
     segment: list[str] = typer.Option([], "--segment", help="Categorical feature to split by."),
-    version: int | None = typer.Option(None, "--version", min=1, help="Default: production."),
+    version: int | None = typer.Option(
+        None, "--version", min=1, help="Default: the served alias's version."
+    ),
     as_json: bool = JSON,
     every: str | None = typer.Option(None, "--every", help="Run again every 5m, 1h, ..."),
     max_runs: int | None = typer.Option(None, "--max-runs", min=1, help="Stop after N runs."),
@@ -94,7 +96,7 @@ def _monitor(engine: str = "local", ray_address: str | None = None) -> Monitor:
     from livemodel.config import Settings
     from livemodel.monitor.resultstore import ResultStore
     from livemodel.monitor.runner import Monitor
-    from livemodel.wiring import connect, log_reader
+    from livemodel.wiring import connect, log_reader, served_alias
 
     settings = Settings.from_env()
     registry = connect(settings)
@@ -104,6 +106,7 @@ def _monitor(engine: str = "local", ray_address: str | None = None) -> Monitor:
         ResultStore(registry.metadata.db),
         engine=engine,
         ray_address=ray_address,
+        alias_of=served_alias(settings),
     )
 
 
@@ -140,6 +143,12 @@ def _run_once(
         f"{len(result.windows)} window result(s), {result.rows_saved} numbers stored "
         f"({name}@{result.version}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC)"
     )
+    if not any(w.n_rows for w in result.windows):
+        console.print(
+            f"no predictions of {name}@{result.version} logged in this period "
+            "(--version N monitors another version)",
+            markup=False,
+        )
     if result.concept is not None:
         console.print(_concept_line(result.concept))
     return result

@@ -47,11 +47,17 @@ def register(
     tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE, repeatable."),
     seed: int | None = typer.Option(None, "--seed", help="Seed used in training (recorded)."),
     description: str | None = typer.Option(None, "--description"),
+    class_map: str | None = typer.Option(
+        None,
+        "--class-map",
+        help="MODEL_CLASS=TARGET_VALUE,... when the model's classes are not the target's "
+        "values (e.g. 0=no,1=yes).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Register a model version: fit it first if it is not fitted yet."""
     from livemodel.cli.inputs import load_model_object, read_frame
-    from livemodel.registry.model_io import check_model
+    from livemodel.registry.model_io import check_api, check_model
     from livemodel.registry.refs import check_alias, check_name
     from livemodel.schema.signature import infer_signature
 
@@ -59,9 +65,11 @@ def register(
     if alias is not None:
         check_alias(alias)
     tags = _parse_tags(tag)
+    mapping = _parse_class_map(class_map) if class_map is not None else None
     train = read_frame(data)
     valid = read_frame(validation) if validation is not None else None
     estimator = load_model_object(model)
+    check_api(estimator)  # before fitting: an object without predict() is not a model
     if train.empty:
         raise SchemaError(f"the training data {str(data)!r} is empty (no rows)")
     if target not in train.columns:
@@ -82,6 +90,7 @@ def register(
         seed=seed,
         description=description,
         data_source=str(data),
+        class_map=mapping,
     )
     if as_json:
         print_json(version.to_dict())
@@ -142,11 +151,16 @@ def alias_set(
 
 def rollback(
     name: str = typer.Argument(...),
-    alias: str = typer.Option("production", "--alias"),
+    alias: str | None = typer.Option(
+        None, "--alias", help="Default: the served alias ('production' unless configured)."
+    ),
     reason: str | None = typer.Option(None, "--reason"),
     as_json: bool = JSON,
 ) -> None:
-    """Move an alias (default production) back to the version it pointed at before."""
+    """Move an alias (default: the served one) back to the version it pointed at before."""
+    from livemodel.wiring import served_alias
+
+    alias = alias or served_alias()(name)
     before, after = _registry().rollback(name, alias, reason=reason)
     if as_json:
         print_json({"model": name, "alias": alias, "from": before, "to": after})
@@ -192,12 +206,28 @@ def _parse_tags(pairs: list[str]) -> dict[str, str]:
     return tags
 
 
+def _parse_class_map(text: str) -> dict[str, str]:
+    """``0=no,1=yes`` as ``{"0": "no", "1": "yes"}`` (matched to the classes as text)."""
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInputError(
+                f"--class-map {text!r} is not MODEL_CLASS=TARGET_VALUE,... (e.g. 0=no,1=yes)"
+            )
+        if key.strip() in mapping:
+            raise InvalidInputError(f"--class-map maps {key.strip()!r} twice")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
 def _fitted(estimator: Any, train: Any, target: str) -> Any:
     """Fit an unfitted scikit-learn estimator on the training frame."""
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
     from livemodel.errors import ModelError
+    from livemodel.registry.model_io import first_line
 
     if not callable(getattr(estimator, "fit", None)):
         return estimator
@@ -212,5 +242,7 @@ def _fitted(estimator: Any, train: Any, target: str) -> Any:
         try:
             estimator.fit(train.drop(columns=[target]), train[target])
         except Exception as exc:
-            raise ModelError(f"fitting {type(estimator).__name__} failed: {exc}") from exc
+            raise ModelError(
+                f"fitting {type(estimator).__name__} failed: {first_line(exc)}"
+            ) from exc
     return estimator

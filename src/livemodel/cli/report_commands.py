@@ -35,7 +35,9 @@ def report(
     since: str = typer.Option("30d", "--since", help="Start: a duration ago (30d) or ISO time."),
     until: str | None = typer.Option(None, "--until", help="End (default: now)."),
     window: str | None = typer.Option(None, "--window", help="Window spec of the stored results."),
-    version: int | None = typer.Option(None, "--version", min=1, help="Default: production."),
+    version: int | None = typer.Option(
+        None, "--version", min=1, help="Default: the served alias's version."
+    ),
     protected: str | None = typer.Option(
         None, "--protected", help="Feature to audit fairness on (or [report] protected)."
     ),
@@ -53,7 +55,7 @@ def report(
     from livemodel.report.build import ReportOptions, build_report
     from livemodel.report.render import write_report
     from livemodel.store.rollouts import RolloutStore
-    from livemodel.wiring import connect, log_reader
+    from livemodel.wiring import connect, log_reader, served_alias
 
     check_name(name)
     settings = Settings.from_env()
@@ -63,6 +65,7 @@ def report(
     options = ReportOptions(
         window=window,
         version=version,
+        alias=served_alias(settings)(name),
         protected=protected or _text(table, "protected", settings),
         fairness_metric=fairness_metric or _text(table, "fairness_metric", settings) or "accuracy",
         explain=explain,
@@ -77,9 +80,16 @@ def report(
         path = write_report(data, output)
     summary = data.sections["summary"]
     console.print(
-        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {summary['windows']} window(s), "
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) of {name}@{data.sections['version']}: "
+        f"{summary['windows']} window(s), "
         f"{len(summary['drifted_latest'])} feature(s) drifted in the latest"
     )
+    if not summary["windows"]:
+        console.print(
+            f"no monitoring results of {name} in this period: `livemodel monitor run {name}` "
+            "computes them from the prediction log",
+            markup=False,
+        )
 
 
 @alerts_app.command("list")

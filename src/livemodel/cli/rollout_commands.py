@@ -40,7 +40,8 @@ def start(
     min_step_samples: int = typer.Option(200, "--min-step-samples", min=1),
     as_json: bool = JSON,
 ) -> None:
-    """Start rolling out CANDIDATE against the production version."""
+    """Start rolling out CANDIDATE against the version the model is served under (its
+    serving alias, 'production' unless livemodel.toml names another); promotion moves it."""
     from livemodel.registry.refs import check_name
 
     check_name(name)
@@ -65,7 +66,16 @@ def start(
 @rollout_app.command("status")
 def status(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Where the latest rollout of NAME stands, with its guard readings."""
-    state, stored = _controller().status(name)
+    from livemodel.errors import NotFoundError
+    from livemodel.registry.refs import check_name
+
+    controller = _controller()
+    try:
+        state, stored = controller.status(check_name(name))
+    except NotFoundError:
+        aliases = controller.registry.aliases(name)  # an unknown model stays an error
+        _no_rollout(name, controller.alias_of(name), aliases, as_json)
+        return
     if as_json:
         print_json(
             {
@@ -132,6 +142,14 @@ def controller(
                 time.sleep(every)
     finally:
         tick.release()
+
+
+def _no_rollout(name: str, alias: str, aliases: dict[str, int], as_json: bool) -> None:
+    if as_json:
+        print_json({"model": name, "status": None, "alias": alias, "aliases": aliases})
+        return
+    served = f"v{aliases[alias]}" if alias in aliases else "no version"
+    console.print(f"no rollout of {name} yet; {alias} is {served}", markup=False)
 
 
 def _num(value: Any) -> str:

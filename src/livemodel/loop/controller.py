@@ -106,7 +106,7 @@ class LoopController:
         running = self.rollouts.store.running(name)
         if running:
             raise ConflictError(f"{name} has a running rollout ({running[0].id}); abort it first")
-        parent = self.registry.get(ModelRef(name, alias="production"))
+        parent = self.registry.get(self._served(name))
         trigger = {
             "kinds": ["manual"],
             "hits": [{"kind": "manual", "message": reason or "manual retrain", "details": {}}],
@@ -156,13 +156,13 @@ class LoopController:
         runs = loop_runs(events)
         if runs and not runs[-1].finished:
             return self._advance(name, policy, runs[-1])
-        aliases = self.registry.aliases(name)
-        if "production" not in aliases:
-            return TickOutcome(name, "no_production", f"{name} has no production version")
+        aliases, alias = self.registry.aliases(name), self.rollouts.alias_of(name)
+        if alias not in aliases:
+            return TickOutcome(name, "no_production", f"{name} has no {alias} version")
         running = self.rollouts.store.running(name)
         if running:
             return TickOutcome(name, "rollout_running", f"rollout {running[0].id} is running")
-        decision = self._decide(name, policy, now, events, aliases["production"])
+        decision = self._decide(name, policy, now, events, aliases[alias])
         if not decision.retrain:
             action = "cooldown" if decision.blocked else "idle"
             text = decision.blocked or "no trigger fired"
@@ -176,7 +176,7 @@ class LoopController:
         message = "; ".join(h.message for h in decision.hits)
         return self._start(
             name, policy, now, trigger,
-            parent=aliases["production"], message=message, decision=decision,
+            parent=aliases[alias], message=message, decision=decision,
         )  # fmt: skip
 
     def _decide(
@@ -185,7 +185,7 @@ class LoopController:
         policy: ModelPolicy,
         now: datetime,
         events: list[Any],
-        production: int,
+        served: int,
     ) -> Decision:
         spec = parse_window(policy.monitor.window)
         result = self.monitor.run(
@@ -194,12 +194,12 @@ class LoopController:
             until=now,
             window=spec,
             segments=policy.monitor.segments,
-            version=production,
+            version=served,
         )
         window = latest_window(
             result.windows, now, min_rows=policy.monitor.min_rows, rows_per_window=spec.rows
         )
-        baseline = self.registry.get(ModelRef(name, version=production)).created_at
+        baseline = self.registry.get(ModelRef(name, version=served)).created_at
         return evaluate(
             policy.triggers,
             window,
@@ -246,7 +246,7 @@ class LoopController:
                 return self._outcome(name, run.run, "retrain_failed", exc.message)
         gate: GateResult | None = None
         if run.gate_passed is None:
-            champion = run.parent or self.registry.get(ModelRef(name, alias="production")).version
+            champion = run.parent or self.registry.get(self._served(name)).version
             try:
                 gate = self._gate(name, policy, champion, candidate)
             except LivemodelError as exc:
@@ -264,7 +264,7 @@ class LoopController:
     def _train(self, name: str, policy: ModelPolicy, run: LoopRun) -> int:
         self._renew()
         parent = self.registry.get(
-            ModelRef(name, version=run.parent) if run.parent else ModelRef(name, alias="production")
+            ModelRef(name, version=run.parent) if run.parent else self._served(name)
         )
         # an entry point that cannot be imported fails before any data is read
         fn = resolve_entry_point(policy.train, key=f"loop.models.{name}.train")
@@ -342,6 +342,10 @@ class LoopController:
         self._event(name, history.ROLLOUT_STARTED, run, text, candidate=candidate,
                     rollout=state_id, plan=spec.plan)  # fmt: skip
         return self._outcome(name, run.run, "rollout_started", text, gate)
+
+    def _served(self, name: str) -> ModelRef:
+        """The version the model is served under: its alias moves on promotion."""
+        return ModelRef(name, alias=self.rollouts.alias_of(name))
 
     # -- audit ---------------------------------------------------------------------------
     def _event(self, name: str, action: str, run: LoopRun, reason: str, **details: Any) -> None:

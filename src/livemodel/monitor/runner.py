@@ -42,6 +42,7 @@ from livemodel.monitor.windows import (
 from livemodel.registry.refs import ModelRef
 from livemodel.registry.registry import Registry
 from livemodel.store.logreader import LogReader
+from livemodel.vocabulary import AliasOf, default_alias
 
 __all__ = ["Monitor", "RunResult"]
 
@@ -85,6 +86,7 @@ class Monitor:
         engine: str = "local",
         ray_address: str | None = None,
         concept: ConceptDrift | None = CONCEPT_DEFAULT,
+        alias_of: AliasOf = default_alias,
     ) -> None:
         self.registry = registry
         self.concept = concept
@@ -94,15 +96,17 @@ class Monitor:
         self.batch_size = batch_size
         self.engine = check_engine(engine)
         self.ray_address = ray_address
+        self.alias_of = alias_of  # the served alias of each model: its version by default
         self._fitted: dict[tuple[str, int, tuple[str, ...]], Reference] = {}
 
     def resolve_version(self, name: str, version: int | None = None) -> int:
-        """``version``, else the one ``production`` points at, else the latest."""
+        """``version``, else the one the served alias points at, else the latest."""
         if version is not None:
             return self.registry.get(ModelRef(name, version=version)).version
         aliases = self.registry.aliases(name)
-        if "production" in aliases:
-            return aliases["production"]
+        served = self.alias_of(name)
+        if served in aliases:
+            return aliases[served]
         return self.registry.get(name).version
 
     def fitted_reference(self, name: str, version: int, segments: Sequence[str] = ()) -> Reference:

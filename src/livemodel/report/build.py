@@ -23,6 +23,7 @@ from livemodel.registry.registry import Registry
 from livemodel.registry.version import ModelVersion
 from livemodel.report import sections
 from livemodel.store.logreader import LogReader
+from livemodel.vocabulary import DEFAULT_ALIAS
 
 __all__ = ["ReportData", "ReportOptions", "build_report"]
 
@@ -32,10 +33,12 @@ FAIRNESS_ROWS = 200_000
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """What to include. ``protected`` names a logged feature to audit fairness on."""
+    """What to include. ``protected`` names a logged feature to audit fairness on;
+    without ``version`` the report is of the version ``alias`` (the served alias) names."""
 
     window: str | None = None
     version: int | None = None
+    alias: str = DEFAULT_ALIAS
     protected: str | None = None
     fairness_metric: str = "accuracy"
     explain: bool = True
@@ -74,7 +77,7 @@ def build_report(
     options = options or ReportOptions()
     if until <= since:
         raise InvalidInputError(f"the report period is empty: {until} is not after {since}")
-    version = _version(registry, name, options.version)
+    version = _version(registry, name, options.version, options.alias)
     ref = ModelRef(name, version=version.version)
     rows = results.query(name, since=since, until=until, version=version.version)
     window = sections.pick_window(rows, options.window)
@@ -91,6 +94,7 @@ def build_report(
         "model": name,
         "version": version.version,
         "aliases": registry.aliases(name),
+        "served_alias": options.alias,
         "task": task.kind if task else None,
         "period": {"since": since.isoformat(), "until": until.isoformat(), "window": window},
         "generated_at": datetime.now(UTC).isoformat(),
@@ -112,12 +116,13 @@ def build_report(
     return ReportData(data)
 
 
-def _version(registry: Registry, name: str, number: int | None) -> ModelVersion:
+def _version(registry: Registry, name: str, number: int | None, alias: str) -> ModelVersion:
+    """``number``, else the version the served alias points at, else the latest."""
     if number is not None:
         return registry.get(ModelRef(name, version=number))
     aliases = registry.aliases(name)
-    if "production" in aliases:
-        return registry.get(ModelRef(name, version=aliases["production"]))
+    if alias in aliases:
+        return registry.get(ModelRef(name, version=aliases[alias]))
     return registry.get(name)
 
 

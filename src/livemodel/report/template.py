@@ -78,7 +78,7 @@ details summary { cursor:pointer; color:var(--accent); margin:8px 0; }
 </div>
 
 <section id="drift"><h2>Drift per feature over time</h2>
-{% if figs.drift %}<div class="chart" id="fig-drift" data-figure="drift"></div>
+{% if "drift" in figs %}<div class="chart" id="fig-drift" data-figure="drift"></div>
 <p class="note">Colour: Jensen-Shannon distance to the reference; ● marks a drift verdict.</p>
 {% else %}<p class="note">No drift results in this period.</p>{% endif %}
 </section>

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from livemodel.errors import ConflictError, InvalidInputError, LivemodelError, NotFoundError
+from livemodel.registry.refs import ModelRef
 from livemodel.registry.registry import Registry
 from livemodel.rollout.guards import GuardSpec, default_guards, update_guard
 from livemodel.rollout.machine import Event, RolloutState, abort, advance
@@ -25,6 +26,7 @@ from livemodel.rollout.observations import Confidence, champion_p99, observe
 from livemodel.rollout.plan import Plan
 from livemodel.store.logreader import LogReader
 from livemodel.store.rollouts import RolloutStore, StoredRollout
+from livemodel.vocabulary import AliasOf, default_alias
 
 LEASE = "rollout-controller"
 #: records of a batch still being written are not read until they are this old
@@ -42,6 +44,7 @@ class RolloutController:
         owner: str | None = None,
         lease_seconds: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        alias_of: AliasOf = default_alias,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -49,6 +52,9 @@ class RolloutController:
         self.owner = owner or f"controller-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.clock = clock
+        #: the alias each model is served under: its version is the champion, and a
+        #: promotion moves it (:func:`livemodel.wiring.served_alias`)
+        self.alias_of = alias_of
         self._confidence: dict[int, Confidence | None] = {}
 
     # -- commands ------------------------------------------------------------------------
@@ -67,10 +73,11 @@ class RolloutController:
         """Start rolling ``candidate`` out under ``plan``; ``gated`` when it already beat
         the champion on labelled recent rows (see :func:`default_guards`)."""
         parsed = Plan.parse(plan)
-        champion = self.registry.get(f"{model}@production").version
-        version = self.registry.get(f"{model}@{candidate}")
+        alias = self.alias_of(model)
+        champion = self.registry.get(ModelRef(model, alias=alias)).version
+        version = self.registry.get(ModelRef(model, version=candidate))
         if candidate == champion:
-            raise InvalidInputError(f"version {candidate} is already production")
+            raise InvalidInputError(f"version {candidate} is already {alias}")
         if not 0 < alpha < 0.5:
             raise InvalidInputError("alpha must be in (0, 0.5)")
         task = version.signature.task
@@ -109,7 +116,10 @@ class RolloutController:
             step_started=now,
             watermark=now,
         )
-        stored = self.store.create(state.id, model, {**state.to_dict(), "metric": metric})
+        # the alias is kept with the rollout: a promotion moves the alias it started from
+        stored = self.store.create(
+            state.id, model, {**state.to_dict(), "metric": metric, "alias": alias}
+        )
         self.registry.set_alias(model, "candidate", candidate, reason=f"rollout {state.id}")
         self.registry.record_event(
             model,
@@ -119,6 +129,7 @@ class RolloutController:
                 "rollout": stored.id,
                 "champion": champion,
                 "candidate": candidate,
+                "alias": alias,
                 "plan": parsed.to_dict(),
                 "alpha": alpha,
                 "gated": gated,
@@ -206,7 +217,7 @@ class RolloutController:
             if event.action == "promote":
                 self.registry.set_alias(
                     state.model,
-                    "production",
+                    str(stored.state.get("alias") or self.alias_of(state.model)),
                     state.candidate,
                     reason=f"rollout {state.id}: {event.reason}",
                 )

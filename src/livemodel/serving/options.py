@@ -8,6 +8,7 @@ They come from ``livemodel serve`` flags and the ``[serving]`` table of ``livemo
     open_feedback = false                 # true: labels accepted without a token (trusted network)
 
     [serving.models.flights]
+    alias = "production"                  # served alias: rollouts, loop, monitor follow it
     validation = "reject"                 # or "flag": predict anyway, record the violations
     reject_kinds = ["missing_column", "wrong_type", "null"]
     fallback = "previous"                 # "error" (503), "default" or "previous" version
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from livemodel.errors import ConfigError
 from livemodel.schema.validation import ViolationKind
+from livemodel.vocabulary import DEFAULT_ALIAS
 
 STRUCTURAL = ("missing_column", "wrong_type", "null")
 
@@ -33,7 +35,7 @@ class ModelOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alias: str = "production"
+    alias: str = DEFAULT_ALIAS
     validation: Literal["reject", "flag"] = "reject"
     reject_kinds: tuple[ViolationKind, ...] = tuple(ViolationKind(k) for k in STRUCTURAL)
     fallback: Literal["error", "default", "previous"] = "error"

@@ -195,6 +195,7 @@ class Dashboard:
             "generated": _when(datetime.now(UTC)),
             "poll_seconds": POLL_SECONDS * 2,
             "served": "nothing" if served is None else f"v{served.handle.number}",
+            "served_alias": self.state.options.for_model(name).alias,
             "aliases": _aliases(aliases),
             "window": window,
             "counters": _model_counters(_counters(self.state.metrics.exposition()), name),
@@ -243,11 +244,21 @@ class Dashboard:
                 continue
 
     def _monitoring(self, name: str) -> tuple[str | None, list[StoredResult]]:
-        """Results of the window spec computed last (runs with other specs are left out)."""
-        rows = self.results.query(name, since=datetime.now(UTC) - LOOKBACK, segment="*")
+        """Results of the served version, of the window spec computed last (runs with other
+        specs are left out)."""
+        since = datetime.now(UTC) - LOOKBACK
+        rows = self.results.query(name, since=since, segment="*", version=self._served(name))
         latest = max(rows, key=lambda r: r.computed_at, default=None)
         window = None if latest is None else latest.window
         return window, [r for r in rows if r.window == window]
+
+    def _served(self, name: str) -> int | None:
+        """The version served under the model's alias (None: no version has it)."""
+        endpoint = self.state.endpoints.get(name)
+        if endpoint is not None:
+            return endpoint.handle.number
+        alias = self.state.options.for_model(name).alias
+        return self.state.registry.aliases(name).get(alias)
 
     def _health(self, name: str) -> dict[str, Any]:
         """Latest drift, quality and performance of a model, and its headline over time."""
