@@ -6,6 +6,8 @@ The short way in::
     version = livemodel.register("flights", model, train, target="late", alias="production")
     livemodel.connect().load("flights@production").model
     report = livemodel.compare(reference_frame, current_frame, target="late")
+    ref = livemodel.Reference(reference_frame, target="late")  # fitted once
+    reports = [ref.compare(window) for window in windows]
 
 Everything is configured by environment variables read in :mod:`livemodel.config`.
 """
@@ -21,10 +23,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from livemodel.config import Settings
+    from livemodel.monitor.fitted import Reference
     from livemodel.registry.registry import Registry
     from livemodel.registry.version import ModelVersion
 
-__all__ = ["LivemodelError", "Registry", "compare", "connect", "register"]
+__all__ = ["LivemodelError", "Reference", "Registry", "compare", "connect", "register"]
 __version__ = "0.1.0"
 
 
@@ -46,8 +49,13 @@ def register(
     tags: Mapping[str, Any] | None = None,
     seed: int | None = None,
     description: str | None = None,
+    class_map: Mapping[Any, Any] | None = None,
 ) -> ModelVersion:
-    """Register ``model`` in the configured registry; see :meth:`Registry.register`."""
+    """Register ``model`` in the configured registry; see :meth:`Registry.register`.
+
+    ``class_map`` maps the model's classes to the target's values when they differ, e.g.
+    ``{0: "no", 1: "yes"}`` for a model fitted on 0/1 and a target column of no/yes.
+    """
     return connect().register(
         name,
         model,
@@ -58,6 +66,7 @@ def register(
         tags=tags,
         seed=seed,
         description=description,
+        class_map=class_map,
     )
 
 
@@ -71,4 +80,8 @@ def __getattr__(name: str) -> Any:
         from livemodel.monitor.compare import compare
 
         return compare
+    if name == "Reference":
+        from livemodel.monitor.fitted import Reference
+
+        return Reference
     raise AttributeError(f"module 'livemodel' has no attribute {name!r}")
