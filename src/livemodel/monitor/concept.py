@@ -2,10 +2,10 @@
 
 A model's *error stream* is one number per labelled prediction of one version: the 0/1
 error of a classifier (the served label differs from the true one) or, for a regression,
-the absolute error divided by a fixed scale (the standard deviation of the absolute
-errors on the version's labelled reference sample; without one, of the first
-:data:`WARMUP` errors of the stream), so that the detectors' defaults (made for streams of
-variance up to 1) fit. It is read in two orders:
+the absolute error; divided by a fixed scale (:func:`error_scale`: 0.5 for 0/1 errors;
+the absolute errors' spread on the version's labelled reference sample for a regression),
+so that the detectors' defaults (made for streams of variance up to 1) fit. It is read in
+two orders:
 
 ``arrival``
     the order in which labels reached livemodel (the label log's write time of the label
@@ -61,6 +61,7 @@ __all__ = [
     "concept_rows",
     "StreamPoint",
     "detect",
+    "error_scale",
     "error_stream",
     "read_labelled",
 ]
@@ -184,56 +185,66 @@ def error_stream(frame: pd.DataFrame, reference: MonitorReference, order: Order)
     """The error stream of ``frame`` (shaped like :func:`read_labelled`'s) in ``order``.
 
     Rows whose label matches no class of the model, or whose output is missing, are left
-    out (data quality counts them).
+    out (data quality counts them). Errors are divided by :func:`error_scale`.
     """
     if order not in ORDERS:
         raise InvalidInputError(f"order must be one of {ORDERS}, got {order!r}")
-    regression = reference.task == "regression"
-    error: npt.NDArray[np.float64] = np.zeros(0)
-    keep: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-    if not frame.empty and regression:
-        truth = pd.to_numeric(frame["label"].astype(object), errors="coerce")
-        served = pd.to_numeric(frame[PREDICTION].astype(object), errors="coerce")
-        error = np.abs(truth.to_numpy(np.float64) - served.to_numpy(np.float64))
-        keep = np.isfinite(error)
-    elif not frame.empty:
-        plan = ChunkPlan.of(reference)
-        truth, _ = align_labels(frame["label"], plan)
-        served, _ = align_labels(frame[PREDICTION], plan)
-        keep = (truth.notna() & served.notna()).to_numpy(dtype=bool)
-        wrong = truth.astype(str).to_numpy(dtype=object) != served.astype(str).to_numpy(
-            dtype=object
-        )
-        error = np.asarray(wrong, dtype=np.float64)
+    if frame.empty:
+        error, keep = np.zeros(0), np.zeros(0, dtype=bool)
+    else:
+        error, keep = _errors(frame["label"], frame[PREDICTION], reference)
     rows = frame.loc[keep].assign(_error=error[keep])
     first = "label_time" if order == "arrival" else "time"
     rows = rows.sort_values([first, "prediction_id"], kind="stable")
     values = rows["_error"].to_numpy(np.float64)
-    kind, scale = "0/1 error", 1.0
-    if regression:
-        scale = _scale(reference, values)
-        values = values / scale
-        kind = "absolute error / scale"
+    scale = error_scale(reference, values)
+    regression = reference.task == "regression"
     return ErrorStream(
         order=order,
         prediction_id=rows["prediction_id"].astype(str).to_numpy(dtype=object),
         time=_naive_us(rows["time"]),
         label_time=_naive_us(rows["label_time"]),
-        error=values,
-        kind=kind,
+        error=values / scale,
+        kind=("absolute error" if regression else "0/1 error") + " / scale",
         scale=scale,
     )
 
 
-def _scale(reference: MonitorReference, errors: npt.NDArray[np.float64]) -> float:
-    """The spread that makes absolute errors unit-sized: the reference's, else the warm-up's."""
+def _errors(
+    labels: pd.Series[Any], outputs: pd.Series[Any], reference: MonitorReference
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Per row, the error (absolute, or 0/1) and whether it is defined."""
+    if reference.task == "regression":
+        truth = pd.to_numeric(labels.astype(object), errors="coerce").to_numpy(np.float64)
+        served = pd.to_numeric(outputs.astype(object), errors="coerce").to_numpy(np.float64)
+        error = np.abs(truth - served)
+        return error, np.isfinite(error)
+    plan = ChunkPlan.of(reference)
+    aligned, _ = align_labels(labels.reset_index(drop=True), plan)
+    decided, _ = align_labels(outputs.reset_index(drop=True), plan)
+    keep = (aligned.notna() & decided.notna()).to_numpy(dtype=bool)
+    wrong = aligned.astype(str).to_numpy(dtype=object) != decided.astype(str).to_numpy(dtype=object)
+    return np.asarray(wrong, dtype=np.float64), keep
+
+
+def error_scale(reference: MonitorReference, errors: npt.NDArray[np.float64]) -> float:
+    """The spread that makes errors at most unit-sized, so the detectors' defaults (made for
+    streams of variance up to 1) hold.
+
+    0/1 errors: 0.5, the largest standard deviation a 0/1 variable has, whatever the error
+    rate before or after a change. (Dividing by the reference's ``sqrt(p (1 - p))``
+    instead found small changes sooner but, after a change to a higher error rate, raised
+    detection after detection: the new regime's variance is many times the reference's.)
+    Absolute errors: their standard deviation on the version's labelled reference sample,
+    else on the first :data:`WARMUP` errors of the stream (else their mean, else 1).
+    """
+    if reference.task != "regression":
+        return 0.5
     base = np.zeros(0)
     if reference.has_labels and reference.target is not None:
         sample = reference.sample
-        truth = pd.to_numeric(sample[reference.target].astype(object), errors="coerce")
-        served = pd.to_numeric(sample[PREDICTION].astype(object), errors="coerce")
-        base = np.abs(truth.to_numpy(np.float64) - served.to_numpy(np.float64))
-        base = base[np.isfinite(base)]
+        found, keep = _errors(sample[reference.target], sample[PREDICTION], reference)
+        base = found[keep]
     if base.size < 2:
         base = errors[:WARMUP]
     spreads = (float(np.std(base)), float(np.mean(base))) if base.size else ()
