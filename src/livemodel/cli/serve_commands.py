@@ -71,6 +71,10 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=10,
+            # uvicorn kills a worker that misses a 5 s ping and starts another: on a busy
+            # machine a worker still importing numpy/sklearn missed it every time, so a
+            # 2-worker server never listened (seen at load 12 on 2 cores).
+            timeout_worker_healthcheck=60,
         )
     finally:
         if metrics_dir is not None:
