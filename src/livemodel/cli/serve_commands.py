@@ -93,11 +93,12 @@ def predictions(
     import pyarrow.parquet as pq
 
     from livemodel.registry.refs import check_name
-    from livemodel.wiring import log_reader
+    from livemodel.wiring import connect, log_reader
 
     check_name(name)
     if not as_json and parquet is None:
         raise InvalidInputError("choose --json or --parquet FILE")
+    connect().aliases(name)  # an unknown model is an error here as in every other command
     reader = log_reader()
     table = reader.window(name, version=version, start=parse_since(since), with_labels=True)
     if limit is not None:

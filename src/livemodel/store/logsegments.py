@@ -212,6 +212,25 @@ class OpenSegment:
         self.size += len(data)
         return calls
 
+    def abandon(self) -> Path | None:
+        """After a failed write: cut the file back to what was written whole (``size``), so
+        no line of the failed batch stays readable, then close it; an empty file is removed.
+
+        Returns the closed segment to compact, or None (removed, or left ``.open`` when
+        even the cut failed: its last line may then be torn, which readers skip).
+        """
+        try:
+            os.ftruncate(self.fd, self.size)
+        except OSError:
+            _log.exception("cannot cut log segment %s back after a failed write", self.path)
+            os.close(self.fd)
+            return None
+        if self.size == 0:
+            os.close(self.fd)
+            self.path.unlink(missing_ok=True)
+            return None
+        return self.close()
+
     def close(self) -> Path:
         os.close(self.fd)
         closed = self.path.with_name(self.stem + CLOSED_SUFFIX)

@@ -18,8 +18,9 @@ caller that does not fit waits (thread) or awaits (task) up to ``timeout_s``, th
 admitted into an empty queue even when it alone exceeds the cap.
 
 If a write fails (disk full, I/O error) every caller of that batch gets ``StoreError``
-(their records may or may not be on disk) and the segment is abandoned, so a partial
-line can only ever be a segment's last.
+and the segment is abandoned: cut back to the end of its last whole batch (so none of
+the failed batch's records can be read or exported) and closed, or removed if that
+leaves it empty. Only if even the cut fails may a partial line end a segment.
 
 Shipping: given a :class:`~livemodel.store.logship.RemoteLog`, the compaction thread
 ships each Parquet segment it makes (and any left from earlier failures in the same
@@ -266,12 +267,18 @@ class GroupCommitWriter:
     def _commit(self, batch: _Batch) -> None:
         counts: Counter[str] = Counter()
         failure: _Failure = None
+        done: list[tuple[str, int]] = []  # models written by this batch, size before it
         try:
             for model, parts in batch.chunks.items():
+                seg = self._segments.get(model)
+                before = seg.size if seg is not None else 0
                 self._write(model, b"".join(parts), counts)
+                done.append((model, before))
         except Exception as exc:  # noqa: BLE001 - any failure must reach the callers
             failure = (f"cannot write {self._what}: {exc}", exc)
             counts["failed_batches"] += 1
+            for model, before in done:  # the callers get an error: none of it may stay
+                self._abandon(model, before)
         else:
             counts.update(appends=batch.appends, records=batch.nrecords, batches=1)
         with self._lock:
@@ -307,11 +314,25 @@ class GroupCommitWriter:
                 os.fdatasync(seg.fd)
                 counts["fsyncs"] += 1
         except OSError:
-            # Abandon the segment: a partial line may now end it, so never append after it.
-            del self._segments[model]
-            os.close(seg.fd)
+            # Abandon the segment, cut back to its last whole batch: the callers of this
+            # one get an error, so none of its lines may stay readable (nor an empty file).
+            self._abandon(model, seg.size)
             raise
         counts["bytes_written"] += len(data)
+
+    def _abandon(self, model: str, size: int) -> None:
+        """Close ``model``'s segment cut back to ``size`` bytes (removed if that is 0)."""
+        seg = self._segments.pop(model, None)
+        if seg is None:
+            return
+        seg.size = size
+        try:
+            closed = seg.abandon()
+        except OSError:
+            _log.exception("cannot abandon log segment %s", seg.path)
+            return
+        if closed is not None and self._compactor is not None:
+            self._compactor.submit(closed)
 
     def _rotate(self, *, aged_only: bool) -> None:
         now = time.monotonic()
