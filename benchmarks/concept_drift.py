@@ -135,6 +135,8 @@ def run(
                 mine = name.startswith("livemodel")
                 per[name].append(score(scaled if mine else errors, make, position, width))
         for name, results in per.items():
+            if not results:
+                continue
             delays = [r["delay"] for r in results if r["delay"] is not None]
             pre_rows = sum(r["onset"] for r in results)
             rows.append({

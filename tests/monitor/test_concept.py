@@ -1,15 +1,11 @@
 """Concept drift on a real label stream: a registered model, its prediction log and label log
 on disk, ``Monitor.run`` storing results in SQLite (and PostgreSQL), late labels, resumption
-across runs, the alert rule, the loop trigger and the report.
-
-The stream: 3,000 predictions one minute apart of a model that learnt ``y = [a > 0]``; from
-prediction 2,000 on the truth is ``y = [b > 0]`` (the concept changed, the inputs did not),
-so the 0/1 error jumps from about 8% to about 50%.
+across runs, the alert rule, the loop trigger and the report. The stream is
+:mod:`tests.monitor.concept_stream`'s: the concept changes at prediction 2,000 of 3,000.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,65 +39,21 @@ from livemodel.registry.registry import Registry
 from livemodel.report.build import ReportOptions, build_report
 from livemodel.report.render import render_html
 from livemodel.stats.detectors import ADWIN, PageHinkley
-from livemodel.store.labels import LabelLog
 from livemodel.store.logreader import LogReader
-from livemodel.store.logwriter import LogOptions, PredictionLog
-from livemodel.store.predlog import PredictionRecord
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-N, CHANGE = 3000, 2000
-OPTIONS = LogOptions(compact=False)
-
-
-def _frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+from .concept_stream import CHANGE, T0, N, fit_model, label, log_stream, register
 
 
 @pytest.fixture(scope="module")
 def model() -> LogisticRegression:
-    x = _frame(2000, 0)
-    y = (x["a"] + 0.3 * np.random.default_rng(1).normal(size=2000) > 0).astype(int)
-    return LogisticRegression().fit(x, y)
-
-
-def _register(registry: Registry, model: Any, name: str = "m") -> None:
-    x = _frame(1500, 2)
-    y = (x["a"] + 0.3 * np.random.default_rng(3).normal(size=1500) > 0).astype(int)
-    registry.register(name, model, x.assign(y=y), target="y", alias="production", seed=0)
-
-
-def _log(root: Path, model: Any, name: str = "m") -> tuple[list[str], np.ndarray]:
-    """Log N predictions one minute apart; return their ids and true labels."""
-    x = _frame(N, 4)
-    served = model.predict(x)
-    noise = 0.3 * np.random.default_rng(5).normal(size=N)
-    truth = ((x["a"] + noise > 0).astype(int)).to_numpy().copy()
-    truth[CHANGE:] = (x["b"][CHANGE:] > 0).astype(int).to_numpy()
-    ids = [uuid.uuid4().hex for _ in range(N)]
-    records = [
-        PredictionRecord(
-            prediction_id=ids[i], model=name, version=1,
-            features={"a": float(x.a[i]), "b": float(x.b[i])},
-            outputs={"label": int(served[i])}, time=T0 + timedelta(minutes=i), latency_ms=1.0,
-        )
-        for i in range(N)
-    ]  # fmt: skip
-    with PredictionLog(root, OPTIONS) as log:
-        log.append(records)
-    return ids, truth
-
-
-def _label(root: Path, ids: list[str], truth: np.ndarray, rows: range | list[int]) -> None:
-    with LabelLog(root, OPTIONS) as labels:
-        labels.append("m", [(ids[i], int(truth[i]), T0, "test") for i in rows])
+    return fit_model()
 
 
 @pytest.fixture
 def setup(registry: Registry, model: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    _register(registry, model)
+    register(registry, model)
     root = tmp_path / "logs"
-    ids, truth = _log(root, model)
+    ids, truth = log_stream(root, model)
     store = ResultStore(registry.metadata.db)
     monitor = Monitor(registry, LogReader(root), store)
     yield {"registry": registry, "root": root, "ids": ids, "truth": truth, "store": store,
@@ -120,7 +72,7 @@ def _stored(store: ResultStore, order: str, detector: str = "adwin") -> list[dic
 def test_a_change_is_detected_stored_and_located_in_both_orders(setup: dict[str, Any]) -> None:
     """Labels arrive in prediction order: both orders see the same stream and the same
     detections; the change's start is found within a few dozen rows of the truth."""
-    _label(setup["root"], setup["ids"], setup["truth"], range(N))
+    label(setup["root"], setup["ids"], setup["truth"], range(N))
     run = _run(setup["monitor"])
     assert run.concept is not None and run.concept.rows == {"arrival": N, "prediction_time": N}
     by = {(d.detector, d.order): d for d in run.concept.detections}
@@ -150,11 +102,11 @@ def test_detections_resume_across_runs_and_follow_late_labels(setup: dict[str, A
     and sees the late labels (the old concept again) at its end."""
     root, ids, truth, store = setup["root"], setup["ids"], setup["truth"], setup["store"]
     monitor: Monitor = setup["monitor"]
-    _label(root, ids, truth, range(1000, N))
+    label(root, ids, truth, range(1000, N))
     first = _run(monitor).concept
     (early,) = _stored(store, "prediction_time")
     assert abs(early["start"]["index"] - (CHANGE - 1000)) <= 40  # the stream begins at 1000
-    _label(root, ids, truth, range(1000))
+    label(root, ids, truth, range(1000))
     second = _run(monitor).concept
     (late,) = _stored(store, "prediction_time")
     assert abs(late["start"]["index"] - CHANGE) <= 40  # 1000 rows joined before the change
@@ -176,7 +128,7 @@ def test_no_labels_and_no_change_store_no_detection(setup: dict[str, Any]) -> No
     run = _run(setup["monitor"])
     assert run.concept is not None and run.concept.rows == {"arrival": 0, "prediction_time": 0}
     assert setup["store"].query("m", calculator=CONCEPT) == []
-    _label(setup["root"], setup["ids"], setup["truth"], range(CHANGE))  # the old concept only
+    label(setup["root"], setup["ids"], setup["truth"], range(CHANGE))  # the old concept only
     run = _run(setup["monitor"])
     assert run.concept is not None and run.concept.detections == ()
     rows = setup["store"].query("m", calculator=CONCEPT)
@@ -185,7 +137,7 @@ def test_no_labels_and_no_change_store_no_detection(setup: dict[str, Any]) -> No
 
 
 def test_alert_rule_fires_once_per_detection(setup: dict[str, Any]) -> None:
-    _label(setup["root"], setup["ids"], setup["truth"], range(N))
+    label(setup["root"], setup["ids"], setup["truth"], range(N))
     _run(setup["monitor"])
     registry: Registry = setup["registry"]
     config = load_alerts_config(
@@ -215,10 +167,10 @@ def test_loop_trigger_fires_on_a_detection(setup: dict[str, Any]) -> None:
     assert triggers.concept_drift == ConceptDriftTrigger(detectors=("adwin",))
     now = datetime.now(UTC)
     kwargs = {"now": now, "last_retrain": None, "baseline": now, "cooldown": timedelta(days=1)}
-    _label(setup["root"], setup["ids"], setup["truth"], range(CHANGE))
+    label(setup["root"], setup["ids"], setup["truth"], range(CHANGE))
     calm = _run(setup["monitor"]).concept
     assert not evaluate(triggers, None, concept=concept_rows(calm), **kwargs).retrain
-    _label(setup["root"], setup["ids"], setup["truth"], range(CHANGE, N))
+    label(setup["root"], setup["ids"], setup["truth"], range(CHANGE, N))
     drifted = _run(setup["monitor"]).concept
     decision = evaluate(triggers, None, concept=concept_rows(drifted), **kwargs)
     assert decision.retrain and decision.kinds == ("concept_drift",)
@@ -229,7 +181,7 @@ def test_loop_trigger_fires_on_a_detection(setup: dict[str, Any]) -> None:
 
 
 def test_report_shows_the_detections(setup: dict[str, Any]) -> None:
-    _label(setup["root"], setup["ids"], setup["truth"], range(N))
+    label(setup["root"], setup["ids"], setup["truth"], range(N))
     _run(setup["monitor"])
     data = build_report(
         setup["registry"], LogReader(setup["root"]), setup["store"], "m",
@@ -276,7 +228,7 @@ def test_the_detectors_run_is_river_s(setup: dict[str, Any]) -> None:
     """The positions ``detect`` reports are those of River's own detectors, fed the stream."""
     from river import drift
 
-    _label(setup["root"], setup["ids"], setup["truth"], range(N))
+    label(setup["root"], setup["ids"], setup["truth"], range(N))
     _run(setup["monitor"])
     run = ConceptDrift(detectors=[ADWIN(), PageHinkley(delta=0.05, threshold=30)])
     registry: Registry = setup["registry"]
