@@ -478,6 +478,7 @@ def start_load(
     seconds: float,
     threads: int = 4,
     max_requests: int = 5_000,
+    max_rows: int = 3,
 ) -> Load:
     where.mkdir(parents=True, exist_ok=True)
     (where / "records.json").write_text(json.dumps(pool))
@@ -498,6 +499,8 @@ def start_load(
             str(max_requests),
             "--stop-file",
             str(where / "stop"),
+            "--max-rows",
+            str(max_rows),
         ],
         env=process_env(server.home, server.faults),
     )
