@@ -138,7 +138,7 @@ def _mean_gap(values: list[Any], rows: list[dict[str, Any]], metric: str) -> flo
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from driftbench import venvs
+    from driftbench import venvs  # type: ignore[import-not-found, unused-ignore]
 
     from livemodel.stats.cbpe import CBPE
 
