@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -47,7 +48,10 @@ def read_frame(path: str | Path) -> pd.DataFrame:
 def load_model_object(spec: str) -> Any:
     """``FILE`` (joblib/pickle), ``MODULE:ATTR`` or ``FILE.py:ATTR``.
 
-    ATTR may name an estimator or a zero-argument factory returning one.
+    ATTR may name an estimator, an estimator class or a zero-argument factory returning
+    one. Classes and functions defined in ``FILE.py`` are stored in the artifact by value
+    (cloudpickle), so the model loads where that file is absent; what the file imports
+    (scikit-learn, the user's installed packages) is stored by reference, as usual.
     """
     target, sep, attr = spec.rpartition(":")
     if sep and attr.isidentifier() and target:
@@ -56,7 +60,7 @@ def load_model_object(spec: str) -> Any:
             obj = getattr(module, attr)
         except AttributeError as exc:
             raise InvalidInputError(f"{target!r} has no attribute {attr!r}") from exc
-        if callable(obj) and not callable(getattr(obj, "predict", None)):
+        if isinstance(obj, type) or (callable(obj) and not callable(getattr(obj, "predict", None))):
             try:
                 obj = obj()
             except Exception as exc:
@@ -75,18 +79,40 @@ def load_model_object(spec: str) -> Any:
         raise InvalidInputError(f"{spec!r} is not a pickled or joblib model: {exc}") from exc
 
 
+def _import_file(file: Path) -> Any:
+    """Execute ``file`` as a module whose classes and functions pickle by value.
+
+    The module must be in ``sys.modules`` while the model is pickled (pickle and
+    cloudpickle look classes up there); under the file's own name unless a module of that
+    name is already imported, then under a name made unique by the file's path.
+    """
+    import cloudpickle
+
+    name = file.stem if file.stem.isidentifier() else "livemodel_user_model"
+    if name in sys.modules:
+        digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:12]
+        name = f"{name}_{digest}"
+    module_spec = importlib.util.spec_from_file_location(name, file)
+    if module_spec is None or module_spec.loader is None:
+        raise InvalidInputError(f"cannot import {str(file)!r}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    cloudpickle.register_pickle_by_value(module)
+    return module
+
+
 def _import(target: str) -> Any:
     try:
         if target.endswith(".py"):
             file = Path(target)
             if not file.is_file():
                 raise InvalidInputError(f"no such file: {target!r}")
-            module_spec = importlib.util.spec_from_file_location(file.stem, file)
-            if module_spec is None or module_spec.loader is None:
-                raise InvalidInputError(f"cannot import {target!r}")
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-            return module
+            return _import_file(file)
         # Users name modules of their own project, relative to where they run the command.
         if "" not in sys.path and str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))

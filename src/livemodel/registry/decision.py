@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from livemodel.registry.classmap import ClassMapped
+
 __all__ = ["decide"]
 
 
@@ -36,6 +38,9 @@ def decide(model: Any, features: Any, *, proba: bool) -> tuple[np.ndarray, np.nd
 
     Exactly those two answers (see the module docstring for how they share work).
     """
+    if isinstance(model, ClassMapped):  # its predict and predict_proba, sharing the work
+        labels, probabilities = decide(model.estimator, features, proba=proba)
+        return model.rename(labels), None if probabilities is None else model.reorder(probabilities)
     if not proba:
         return np.asarray(model.predict(features)), None
     final, inputs = _through_pipeline(model, features)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from livemodel.errors import InvalidInputError, ModelError, SchemaError
 from livemodel.registry import lineage
+from livemodel.registry.classmap import ClassMapped, check_classes, map_classes, unwrap
 from livemodel.registry.model_io import FORMAT, check_model, dump_model, load_model, predict_outputs
 from livemodel.registry.reference import Reference, build_reference, load_reference, save_reference
 from livemodel.registry.refs import ModelRef, check_alias, check_name
@@ -62,6 +63,7 @@ class Registry:
         code_dir: str | Path | None = None,
         data_source: str | None = None,
         accepts: Signature | None = None,
+        class_map: Mapping[Any, Any] | None = None,
     ) -> ModelVersion:
         """Store a fitted estimator with what it was trained on and return its new version.
 
@@ -75,6 +77,11 @@ class Registry:
         rows with a null there. Columns kept non-nullable are recorded, with the reason, in
         the lineage under ``signature.kept_narrow`` (and their names in the tag
         ``signature_kept_narrow``); widened columns under ``signature.widened``.
+
+        A classifier's classes must be the values of ``target``, or ``class_map`` maps each
+        of the model's classes to one (``{0: "no", 1: "yes"}``): the version then answers,
+        logs and takes feedback in the target's values (see :mod:`.classmap`); the map is
+        recorded in the lineage under ``class_map``.
         """
         if accepts is not None and not isinstance(accepts, Signature):
             raise InvalidInputError(
@@ -89,22 +96,33 @@ class Registry:
             _check_frame(validation, "validation")
         check_model(model)
         signature = infer_signature(data, target, task=task)
+        classes = signature.task.classes if signature.task is not None else None
+        if class_map is not None:
+            if classes is None:
+                raise InvalidInputError(
+                    f"class_map is for classifiers: target {target!r} is a regression target"
+                )
+            model = map_classes(model, class_map, classes)
         features = list(signature.names)
         if validation is not None:
             missing = [c for c in (*features, target) if c not in validation.columns]
             if missing:
                 raise SchemaError(f"the validation frame lacks columns {missing[:5]}")
-        predict_outputs(model, data[features].head(5), _kind(signature))
+        smoke = predict_outputs(model, data[features].head(5), _kind(signature))
+        if classes is not None:
+            check_classes(model, target, classes, smoke["prediction"])
         widening: dict[str, Any] | None = None
         if accepts is not None:
             signature, widening = _widen(model, signature, accepts, data)
 
         reference = build_reference(model, signature, data, validation, seed=seed or 0)
+        if classes is not None:
+            check_classes(model, target, classes, reference.sample["prediction"])
         reference_info = save_reference(
             reference, self.artifacts, source="validation" if validation is not None else "training"
         )
         artifact = self.artifacts.put(dump_model(model))
-        lineage_info = {
+        lineage_info: dict[str, Any] = {
             "data": {
                 "fingerprint": lineage.data_fingerprint(data),
                 "rows": len(data),
@@ -115,10 +133,14 @@ class Registry:
                 ),
             },
             "code": lineage.git_state(Path(code_dir) if code_dir else Path.cwd()),
-            "estimator": lineage.estimator_params(model),
-            "environment": lineage.environment(model),
+            "estimator": lineage.estimator_params(unwrap(model)),
+            "environment": lineage.environment(unwrap(model)),
             "seed": seed,
         }
+        if isinstance(model, ClassMapped):
+            lineage_info["class_map"] = [
+                [lineage.json_safe(k), lineage.json_safe(v)] for k, v in model.class_map.items()
+            ]
         if widening is not None:
             lineage_info["signature"] = widening
         metrics = _holdout_metrics(model, signature, validation) if validation is not None else {}
