@@ -158,6 +158,9 @@ def test_alert_rule_fires_once_per_detection(setup: dict[str, Any]) -> None:
     assert outcome.alert.value is not None and outcome.alert.value > 0.35
     (again,) = check_model("m", now=now + timedelta(days=2), **kwargs)
     assert again.state == "suppressed"  # a detection is announced once
+    defaults = {**kwargs, "config": load_alerts_config({})}  # no [alerts]: the defaults
+    fired = [o for o in check_model("m", now=now, **defaults) if o.alert.rule == "concept_drift"]
+    assert len(fired) == 1 and fired[0].alert.subject == outcome.alert.subject
 
 
 def test_loop_trigger_fires_on_a_detection(setup: dict[str, Any]) -> None:

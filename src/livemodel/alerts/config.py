@@ -21,7 +21,8 @@
     min_severity = "warning"
 
 Without ``[alerts]`` (or without rules) the defaults apply: any drifted feature, flagged
-data quality, flagged realized/estimated accuracy or MAE, multivariate drift and rollbacks;
+data quality, flagged realized/estimated accuracy or MAE, multivariate drift, rollbacks and
+concept drift (ADWIN on the labelled error stream, in label-arrival order);
 without notifiers, alerts go to the log. Anything malformed is a one-line
 :class:`~livemodel.errors.ConfigError`.
 """
@@ -221,6 +222,10 @@ def default_rules(cooldown: timedelta = timedelta(hours=1)) -> tuple[Rule, ...]:
         PerformanceRule(name="mae", metric="mae", severity="critical", cooldown=cooldown),
         MultivariateRule(name="multivariate", cooldown=cooldown),
         RollbackRule(name="rollback", cooldown=cooldown),
+        # One alert per change: ADWIN in label-arrival order (docs/benchmarks.md).
+        ConceptDriftRule(
+            name="concept_drift", detector="adwin", order="arrival", cooldown=cooldown
+        ),
     )
 
 
