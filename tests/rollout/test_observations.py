@@ -126,3 +126,19 @@ def test_shadow_compares_errors_and_labels_on_inputs_both_versions_saw() -> None
     cand, champ = obs.values["errors"]
     assert cand.tolist() == [1.0, 0.0, 0.0] and champ.tolist() == [0.0, 1.0, 0.0]
     assert obs.values["divergence"][0].tolist() == [0.0]  # only "d" was answered by both
+
+
+def test_a_window_of_no_rows_observes_nothing() -> None:
+    """A rollout with no traffic yet: the labelled window has its columns but no rows."""
+    empty = pa.table(
+        {
+            "prediction_id": pa.array([], pa.string()),
+            "arm": pa.array([], pa.string()),
+            "flags": pa.array([], pa.list_(pa.string())),
+            "o.label": pa.array([], pa.int64()),
+            "label": pa.array([], pa.int64()),
+        }
+    )
+    obs = observe(empty, shadow=False, proba_columns=(), confidence={}, latency_threshold_ms=None)
+    cand, champ = obs.values["accuracy"]
+    assert (cand.size, champ.size, obs.candidate_rows) == (0, 0, 0)

@@ -55,7 +55,7 @@ class RolloutController:
         #: the alias each model is served under: its version is the champion, and a
         #: promotion moves it (:func:`livemodel.wiring.served_alias`)
         self.alias_of = alias_of
-        self._confidence: dict[int, Confidence | None] = {}
+        self._confidence: dict[tuple[str, int], Confidence | None] = {}
 
     # -- commands ------------------------------------------------------------------------
     def start(
@@ -268,9 +268,11 @@ class RolloutController:
 
     def _confidence_of(self, model: str, version: int) -> Confidence | None:
         """CBPE calibrated on the version's reference: P(prediction is right) per row."""
-        if version not in self._confidence:
-            self._confidence[version] = _fit_confidence(self.registry, model, version)
-        return self._confidence[version]
+        # keyed by model too: one controller follows every model's rollouts, whose version
+        # numbers repeat (a binary model's v1 must not calibrate a multiclass model's v1)
+        if (model, version) not in self._confidence:
+            self._confidence[model, version] = _fit_confidence(self.registry, model, version)
+        return self._confidence[model, version]
 
     def _record(self, state: RolloutState, event: Event, action: str) -> None:
         details: dict[str, Any] = {

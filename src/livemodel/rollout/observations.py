@@ -96,7 +96,7 @@ def observe(
         values["estimated"] = (estimated[0], estimated[1])
     labels = rows.get("label")
     if labels is not None and "o.label" in rows:
-        labelled = np.array([x is not None for x in labels]) & ~failed.astype(bool)
+        labelled = np.array([x is not None for x in labels], dtype=bool) & ~failed.astype(bool)
         right = np.array(
             [str(a) == str(b) for a, b in zip(rows["o.label"], labels, strict=True)], dtype=float
         )
