@@ -56,6 +56,12 @@ def records_from_infer(body: Any, signature: Signature, max_rows: int) -> list[d
             )
         rows = _check_rows(shape[0], max_rows)
         matrix = np.asarray(data, dtype=object).reshape(rows, width)
+        if body["inputs"][0]["datatype"] == "BYTES":  # mixed types travel as text
+            types = [c.type for c in signature.columns]
+            matrix = np.array(
+                [[_from_text(v, t) for v, t in zip(row, types, strict=True)] for row in matrix],
+                dtype=object,
+            ).reshape(rows, width)
         return [dict(zip(signature.names, row, strict=True)) for row in matrix.tolist()]
     columns: dict[str, list[Any]] = {}
     n_rows: int | None = None
@@ -68,6 +74,23 @@ def records_from_infer(body: Any, signature: Signature, max_rows: int) -> list[d
         columns[name] = data
     rows = _check_rows(n_rows or 0, max_rows)
     return [{name: values[i] for name, values in columns.items()} for i in range(rows)]
+
+
+def _from_text(value: Any, kind: ColumnType) -> Any:
+    """A cell of a BYTES matrix as its column's type; left as text if it does not parse
+    (validation then names it as a value of the wrong type)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if kind is ColumnType.BOOLEAN and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind in (ColumnType.INTEGER, ColumnType.FLOAT):
+        for parse in (int, float):
+            try:
+                return parse(text)
+            except ValueError:
+                continue
+    return value
 
 
 def requested_outputs(body: Any, classes: Sequence[Any] | None) -> set[str] | None:
@@ -173,8 +196,8 @@ def _tensor(raw: Any, index: int) -> tuple[str, list[int], list[Any]]:
         or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
     ):
         raise InvalidInputError(f"input {name!r} needs a shape of non-negative integers")
-    if datatype not in _KNOWN:
-        raise InvalidInputError(f"input {name!r} has unknown datatype {datatype!r}")
+    if not isinstance(datatype, str) or datatype not in _KNOWN:
+        raise InvalidInputError(f"input {name!r} has unknown datatype {str(datatype)[:40]!r}")
     if len(shape) > 8:
         raise InvalidInputError(f"input {name!r} has more than 8 dimensions")
     flat = _flatten(data, shape, name)

@@ -45,7 +45,8 @@ def decode_request(raw: bytes, header_length: str | None) -> Any:
         return _loads(raw)
     if not header_length.isdigit() or int(header_length) > len(raw):
         raise MalformedRequestError(
-            f"{HEADER} must be the byte length of the JSON header, at most the body's length"
+            "Inference-Header-Content-Length must be the byte length of the JSON header, "
+            "at most the body's length"
         )
     split = int(header_length)
     body = _loads(raw[:split])

@@ -109,7 +109,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Tensor": {
         "type": "object",
-        "required": ["name", "shape", "datatype"],
+        "required": ["name", "shape", "datatype", "data"],
         "properties": {
             "name": {"type": "string", "minLength": 1},
             "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
