@@ -19,6 +19,10 @@ script builds the case in the project's environment, hands the model outputs to 
 estimates and sampling errors, the realized values and livemodel's estimates to
 ``tests/stats/data/nannyml_cbpe_threshold.json``; ``tests/stats/test_cbpe_nannyml.py``
 recomputes livemodel's side and compares.
+
+A multiclass case (:func:`build_multiclass_case`: digits 3, 5 and 8, decided by a cost rule)
+goes the same way into ``tests/stats/data/nannyml_cbpe_multiclass.json``, with NannyML's
+per-class calibration choice (which the test gives livemodel).
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ THRESHOLD = 0.8
 CHUNK = 50
 METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
 CELLS = ("true_positive", "false_positive", "false_negative", "true_negative")
+MULTICLASS = (3, 5, 8)
+COSTS = (1.0, 1.0, 2.0)
+MULTICLASS_CHUNK = 60
+OUT_MULTICLASS = ROOT / "tests" / "stats" / "data" / "nannyml_cbpe_multiclass.json"
 
 
 def build_case() -> dict[str, Any]:
@@ -69,12 +77,40 @@ def build_case() -> dict[str, Any]:
     return {"reference": outputs(reference), "analysis": outputs(analysis)}
 
 
+def build_multiclass_case() -> dict[str, Any]:
+    """Digits 3, 5 and 8 of scikit-learn's bundled digits, a logistic regression on the
+    image's middle row of pixels, deciding by a cost rule (missing an 8 costs twice):
+    ``argmax(p * [1, 1, 2])``, which differs from the argmax on 7% of rows."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    digits = load_digits()
+    keep = np.isin(digits.target, MULTICLASS)
+    x, y = digits.data[keep][:, 32:40], digits.target[keep]
+    order = np.random.default_rng(0).permutation(len(y))
+    train, reference, analysis = order[:180], order[180:360], order[360:]
+    model = LogisticRegression(max_iter=1000).fit(x[train], y[train])
+
+    def outputs(rows: np.ndarray) -> dict[str, list[Any]]:
+        proba = model.predict_proba(x[rows])
+        decided = model.classes_[(proba * np.array(COSTS)).argmax(axis=1)]
+        out: dict[str, list[Any]] = {
+            "y": [int(v) for v in y[rows]], "pred": [int(v) for v in decided]
+        }  # fmt: skip
+        for i, c in enumerate(model.classes_):
+            out[f"p{c}"] = [float(v) for v in proba[:, i]]
+        return out
+
+    return {"reference": outputs(reference), "analysis": outputs(analysis)}
+
+
 def fingerprint(case: dict[str, Any]) -> str:
     """SHA-256 of the case's outputs rounded to 12 digits (stable across BLAS builds)."""
     parts = []
     for period in ("reference", "analysis"):
         part = case[period]
-        parts.append([part["y"], [round(v, 12) for v in part["p"]], part["pred"]])
+        for key in sorted(part):
+            parts.append([round(v, 12) if isinstance(v, float) else v for v in part[key]])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -86,6 +122,9 @@ def peer() -> None:
     case = json.load(sys.stdin)
     reference = pd.DataFrame(case["reference"])
     analysis = pd.DataFrame(case["analysis"]).drop(columns=["y"])
+    if "--multiclass" in sys.argv:
+        _peer_multiclass(nml, reference, analysis)
+        return
     estimator = nml.CBPE(
         y_pred_proba="p", y_pred="pred", y_true="y", problem_type="classification_binary",
         metrics=[*METRICS, "confusion_matrix"], chunk_size=CHUNK,
@@ -112,6 +151,32 @@ def peer() -> None:
          "chunks": chunks},
         sys.stdout,
     )  # fmt: skip
+
+
+def _peer_multiclass(nml: Any, reference: Any, analysis: Any) -> None:
+    columns = {c: f"p{c}" for c in MULTICLASS}
+    estimator = nml.CBPE(
+        y_pred_proba=columns, y_pred="pred", y_true="y", metrics=list(METRICS),
+        problem_type="classification_multiclass", chunk_size=MULTICLASS_CHUNK,
+    )  # fmt: skip
+    estimator.fit(reference)
+    frame = estimator.estimate(analysis).filter(period="analysis").to_df()
+    chunks = []
+    for _, row in frame.iterrows():
+        out: dict[str, Any] = {
+            "start": int(row[("chunk", "start_index")]),
+            "end": int(row[("chunk", "end_index")]),
+        }
+        for metric in METRICS:
+            out[metric] = {
+                "value": float(row[(metric, "value")]),
+                "sampling_error": float(row[(metric, "sampling_error")]),
+            }
+        chunks.append(out)
+    calibrated = {
+        str(c): type(estimator._calibrators[c]).__name__ != "NoopCalibrator" for c in MULTICLASS
+    }
+    json.dump({"version": nml.__version__, "calibrated": calibrated, "chunks": chunks}, sys.stdout)
 
 
 def realized(part: dict[str, list[Any]]) -> dict[str, float]:
@@ -200,6 +265,45 @@ def main() -> None:
     )  # fmt: skip
     print(json.dumps(summary, indent=1))
     print(f"wrote {OUT.relative_to(ROOT)}")
+    multiclass(python, env)
+
+
+def multiclass(python: Path, env: dict[str, str]) -> None:
+    """The multiclass case: NannyML's per-class calibration choice is copied (see the test)."""
+    from sklearn import metrics as skm
+
+    case = build_multiclass_case()
+    done = subprocess.run(
+        [str(python), __file__, "--peer", "--multiclass"], input=json.dumps(case),
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    nannyml = json.loads(done.stdout)
+    rows = []
+    for chunk in nannyml["chunks"]:
+        sl = slice(chunk["start"], chunk["end"] + 1)
+        y = np.asarray(case["analysis"]["y"][sl])
+        pred = np.asarray(case["analysis"]["pred"][sl])
+        proba = np.column_stack([case["analysis"][f"p{c}"][sl] for c in MULTICLASS])
+        kw: dict[str, Any] = {"average": "macro", "labels": list(MULTICLASS)}
+        chunk["realized"] = {
+            "accuracy": float(skm.accuracy_score(y, pred)),
+            "precision": float(skm.precision_score(y, pred, **kw, zero_division=np.nan)),
+            "recall": float(skm.recall_score(y, pred, **kw)),
+            "f1": float(skm.f1_score(y, pred, **kw)),
+            "roc_auc": float(skm.roc_auc_score(y, proba, multi_class="ovr", **kw)),
+        }
+        rows.append(chunk)
+    OUT_MULTICLASS.write_text(
+        json.dumps(
+            {"generated_by": "benchmarks/cbpe_nannyml.py", "peer": f"nannyml {nannyml['version']}",
+             "case": {"data": "sklearn.datasets.load_digits (3, 5, 8; pixels 32-39)",
+                      "costs": COSTS, "chunk_size": MULTICLASS_CHUNK,
+                      "fingerprint": fingerprint(case)},
+             "inputs": case, "nannyml_calibrated": nannyml["calibrated"], "chunks": rows},
+        )
+        + "\n"
+    )  # fmt: skip
+    print(f"wrote {OUT_MULTICLASS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
