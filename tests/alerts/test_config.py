@@ -124,7 +124,7 @@ def test_a_full_configuration() -> None:
 def test_defaults_without_alerts_table() -> None:
     config = load_alerts_config({})
     assert {r.name for r in config.rules} == {
-        "drift", "quality", "accuracy", "mae", "multivariate", "rollback",
+        "drift", "quality", "accuracy", "mae", "multivariate", "rollback", "concept_drift",
     }  # fmt: skip
     assert [type(n) for n in config.notifiers] == [LogNotifier]
     assert config.retry.max_attempts == 4
