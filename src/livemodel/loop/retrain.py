@@ -25,6 +25,7 @@ import pandas as pd
 
 from livemodel.errors import ConfigError, LivemodelError, ModelError
 from livemodel.loop.data import PinnedSnapshot
+from livemodel.registry.classmap import inherited_class_map
 from livemodel.registry.registry import Registry
 from livemodel.registry.version import ModelVersion
 
@@ -121,4 +122,5 @@ def register_candidate(
         description=f"retrained by the loop ({tags['trigger']}) from v{parent.version}",
         data_source=f"loop snapshot sha256:{train_sha}",
         accepts=parent.signature,
+        class_map=inherited_class_map(parent.lineage.get("class_map"), model, task.classes or ()),
     )

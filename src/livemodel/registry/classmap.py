@@ -26,6 +26,7 @@ __all__ = [
     "check_classes",
     "class_key",
     "fitted_classes",
+    "inherited_class_map",
     "map_classes",
     "unwrap",
 ]
@@ -112,10 +113,25 @@ def map_classes(model: Any, class_map: Mapping[Any, Any], target_classes: Sequen
             f"class_map does not map the model's classes {_show(unmapped)} "
             f"(the model's classes are {_show(model_classes)})"
         )
+    resolved = {c: resolved[c] for c in model_classes}  # in the model's order
     if len({class_key(v) for v in resolved.values()}) != len(resolved):
         raise InvalidInputError(f"class_map maps two classes to one value: {resolved}")
     wrapper = ClassMappedProba if callable(getattr(model, "predict_proba", None)) else ClassMapped
     return wrapper(model, resolved)
+
+
+def inherited_class_map(parent: Any, model: Any, target_classes: Sequence[Any]) -> Any:
+    """The parent version's ``class_map`` (its lineage's pairs) for a retrained ``model``
+    whose classes are the map's keys rather than the target's values; else None."""
+    if not isinstance(parent, list) or getattr(model, "classes_", None) is None:
+        return None
+    pairs = [p for p in parent if isinstance(p, list) and len(p) == 2]
+    have = {class_key(c) for c in fitted_classes(model)}
+    if have == {class_key(c) for c in target_classes}:
+        return None
+    if have != {class_key(k) for k, _ in pairs}:
+        return None
+    return {k: v for k, v in pairs}
 
 
 def check_classes(
