@@ -32,6 +32,12 @@ def _text(media: str, description: str) -> dict[str, Any]:
 
 
 _V1_ERROR = _json(_ref("Error"), "error")
+_MODEL_FAILED = _json(
+    _ref("Error"),
+    "overloaded, or the model failed on the records (raised, NaN, timed out) and no fallback "
+    "answered: type ModelFailedError, prediction_ids name the rows, under which the server "
+    "log has the model's error; the body never holds the model's exception text",
+)
 _OIP_ERROR = _json(_ref("InferenceError"), "error")
 # An unknown path under an OIP route is answered by the router, in the v1 shape.
 _OIP_NOT_FOUND = _json({"anyOf": [_ref("InferenceError"), _ref("Error")]}, "not found")
@@ -52,6 +58,11 @@ SCHEMAS: dict[str, Any] = {
                     "type": {"type": "string"},
                     "message": {"type": "string"},
                     "details": _LIST_OF_OBJECTS,
+                    "prediction_ids": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "the rows a model could not answer (503)",
+                    },
                 },
             }
         },
@@ -201,7 +212,7 @@ _PREDICT = {
         "200": _json(_ref("Predictions"), "predictions, each with its id"),
         "404": _V1_ERROR,
         **_BODY_ERRORS,
-        "503": _V1_ERROR,
+        "503": _MODEL_FAILED,
     },
 }
 _INFER = {
@@ -235,7 +246,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "404": _V1_ERROR,
             **_BODY_ERRORS,
             "501": _V1_ERROR,
-            "503": _V1_ERROR,
+            "503": _MODEL_FAILED,
         },
     },
     ("POST", "/v1/models/{name}/feedback"): {
