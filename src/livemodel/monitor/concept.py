@@ -19,8 +19,8 @@ Resumption: every run replays each detector deterministically over the whole err
 stream of the version (the detectors hold no randomness, KSWIN is seeded), so a run
 resumes exactly where the previous one left off and late or corrected labels are taken
 into account in both orders; no detector state is stored. The cost is linear in the
-labelled rows of the version (about 3-5 µs per row per detector and order with River's
-PageHinkley and ADWIN).
+labelled rows of the version (per row, detector and order about 3-4 µs on a quiet machine
+with livemodel's PageHinkley and ADWIN, up to 17 µs on a loaded one).
 
 A detection is stored as a monitoring result (:mod:`livemodel.monitor.results`):
 calculator ``concept_drift``, window ``concept:<order>``, segment ``error_stream``; one
