@@ -252,3 +252,38 @@ def test_the_detectors_run_is_river_s(setup: dict[str, Any]) -> None:
         got = [d.detected.index for d in result.detections
                if d.detector == name and d.order == "arrival"]  # fmt: skip
         assert got == expected and got
+
+
+@pytest.mark.slow  # a real process loading the model stack
+def test_monitor_run_as_a_process_stores_and_prints_the_detections(tmp_path: Path) -> None:
+    """``livemodel monitor run`` (a real process on a real home) finds the change, prints
+    where it began and stores it; ``monitor results --calculator concept_drift`` lists it."""
+    from livemodel.config import Settings
+    from livemodel.wiring import connect
+
+    from .test_cli import documents, run
+
+    home = tmp_path / "home"
+    settings = Settings.at(home, actor="test")
+    registry = connect(settings)
+    model = fit_model()
+    register(registry, model)
+    ids, truth = log_stream(settings.log_dir, model)
+    label(settings.log_dir, ids, truth, range(N))
+    registry.metadata.db.close()
+    since, until = T0.isoformat(), (T0 + timedelta(days=3)).isoformat()
+    shown = run(home, "monitor", "run", "m", "--since", since, "--until", until)
+    assert shown.returncode == 0, shown.stderr
+    assert "concept drift: 4 detection(s)" in shown.stdout
+    assert "adwin, arrival order: began at row " in shown.stdout
+    listed = run(home, "monitor", "results", "m", "--calculator", CONCEPT, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (rows,) = documents(listed.stdout)
+    detections = [r for r in rows if not r["metric"].endswith("_detections")]
+    orders = ("arrival", "prediction_time")
+    expected = {(d, f"concept:{o}") for d in ("adwin", "page_hinkley") for o in orders}
+    assert {(r["metric"], r["window"]) for r in detections} == expected
+    for r in detections:
+        assert abs(r["details"]["start"]["index"] - CHANGE) <= 40
+        assert r["details"]["start"]["prediction_id"] == ids[r["details"]["start"]["index"]]
+        assert f"began at row {r['details']['start']['index']} " in shown.stdout
