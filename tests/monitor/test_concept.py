@@ -114,6 +114,8 @@ def test_detections_resume_across_runs_and_follow_late_labels(setup: dict[str, A
     arrival = _stored(store, "arrival")
     assert arrival[-1]["start"]["prediction_id"] == early["start"]["prediction_id"]
     assert second.rows == {"arrival": N, "prediction_time": N} != first.rows
+    # The summaries moved to the streams' new last rows: the old ones are gone.
+    assert len(store.query("m", calculator=CONCEPT, metric="adwin_detections")) == 2
 
     def keys() -> list[tuple[str, datetime, str]]:
         return sorted((r.window, r.start, r.metric) for r in store.query("m", calculator=CONCEPT))
