@@ -228,7 +228,13 @@ def test_the_log_holds_what_the_server_would_log(
 
 
 def test_a_failed_run_leaves_no_output_no_log_and_no_event(
-    sqlite_registry: Registry, fitted: Any, flights: pd.DataFrame, faults: Any, tmp_path: Path
+    sqlite_registry: Registry,
+    fitted: Any,
+    flights: pd.DataFrame,
+    faults: Any,
+    tmp_path: Path,
+    *,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     register(sqlite_registry, faults.Faulty(fitted), flights)
     rows = scoring_input(flights)
@@ -248,10 +254,22 @@ def test_a_failed_run_leaves_no_output_no_log_and_no_event(
     rows.loc[5000:5100, "dep_delay"] = rows.loc[4000:4100, "dep_delay"].to_numpy()
     rows.loc[[3, 4444], "dep_delay"] = RAISE
     write_input(source, rows)
-    result = score(sqlite_registry, tmp_path / "logs", "flights", source, tmp_path / "out")
+    with caplog.at_level("ERROR", logger="livemodel.batch"):
+        result = score(sqlite_registry, tmp_path / "logs", "flights", source, tmp_path / "out")
     assert (result.errors, result.scored) == (2, 5998)
     out = read_output(tmp_path / "out")
     assert [list(out.loc[i, "flags"])[-1] for i in (3, 4444)] == ["model_error"] * 2
+    # each failure is in the log with the model's own error, and counted in the summary
+    assert result.failures == {"RuntimeError": 2}
+    summary = json.loads((tmp_path / "out" / "_livemodel_score.json").read_text())
+    assert summary["failures"] == {"RuntimeError": 2}
+    lines = [r.getMessage() for r in caplog.records if r.name == "livemodel.batch"]
+    for row in (3, 4444):
+        assert any(
+            f"failed on input row {row}: RuntimeError: the model failed on purpose" in line
+            for line in lines
+        ), lines
+    assert any("failed on 2 row(s)" in line for line in lines), lines
 
 
 @contextlib.contextmanager
@@ -431,7 +449,8 @@ def test_results_say_what_they_did(tmp_path: Path) -> None:
     result = ScoreResult(
         run_id="r", model="m", version=1, engine="local", input="i", fingerprint="f",
         output="o", partitions=1, rows=10, scored=9, flagged=1, rejected=1, errors=0,
-        violations={}, logged=True, started=now, finished=now + timedelta(seconds=2),
+        violations={}, failures={}, logged=True, started=now,
+        finished=now + timedelta(seconds=2),
     )  # fmt: skip
     data = result.to_dict()
     assert data["seconds"] == 2.0 and data["started"] == now.isoformat()

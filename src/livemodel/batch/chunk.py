@@ -47,6 +47,7 @@ __all__ = ["OUTPUT_COLUMNS", "ChunkCounts", "ScoredChunk", "output_fields", "sco
 #: Columns every output has, after the kept input columns (then ``proba_<class>`` ones).
 OUTPUT_COLUMNS = ("prediction_id", "status", "flags", "prediction")
 ARM = "batch"
+MAX_EXAMPLES = 20
 _FLAGS = pa.list_(pa.string())
 _STATUSES = pa.array(["ok", "flagged", "rejected", "error"], pa.string())
 _OK, _FLAGGED, _REJECTED, _ERROR = (np.int8(i) for i in range(4))
@@ -65,6 +66,10 @@ class ChunkCounts:
     rejected: int = 0
     errors: int = 0
     violations: dict[str, int] = field(default_factory=dict)  # "kind:column" -> cells
+    #: error rows per cause: the exception's type, or ``nan_output``
+    failures: dict[str, int] = field(default_factory=dict)
+    #: the first error rows, for the log: (input row, cause, the exception's message)
+    examples: list[tuple[int, str, str]] = field(default_factory=list)
 
     def add(self, other: ChunkCounts) -> None:
         self.rows += other.rows
@@ -74,6 +79,9 @@ class ChunkCounts:
         self.errors += other.errors
         for key, n in other.violations.items():
             self.violations[key] = self.violations.get(key, 0) + n
+        for key, n in other.failures.items():
+            self.failures[key] = self.failures.get(key, 0) + n
+        self.examples.extend(other.examples[: max(0, MAX_EXAMPLES - len(self.examples))])
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,9 @@ def score_chunk(
         rejected = np.asarray(hits[:, np.asarray(rejecting, dtype=bool)].any(axis=1))
     admitted = np.flatnonzero(~rejected)
     outputs, failed = None, np.zeros(0, dtype=bool)
+    causes: dict[int, tuple[str, str]] = {}  # admitted position -> (type, message)
     if admitted.size:
-        outputs, failed = _predict(handle, result.frame.iloc[admitted])
+        outputs, failed = _predict(handle, result.frame.iloc[admitted], causes)
     ok = np.zeros(n, dtype=bool)
     extra = np.full(n, None, dtype=object)  # flags added after prediction
     extra[admitted[failed]] = "model_error"
@@ -149,6 +158,7 @@ def score_chunk(
         errors=int((~ok & ~rejected).sum()),
         violations=_violations(result),
     )
+    _count_failures(counts, first_row, admitted, causes, extra)
     log = None
     if counts.scored:
         rows = None if counts.scored == n else pa.array(np.flatnonzero(ok))
@@ -179,8 +189,29 @@ def _violations(result: ValidationResult) -> dict[str, int]:
     }
 
 
-def _predict(handle: ModelHandle, frame: pd.DataFrame) -> tuple[BatchOutputs | None, np.ndarray]:
-    """Outputs for the rows of ``frame``, and a mask of the rows the model failed on.
+def _count_failures(
+    counts: ChunkCounts,
+    first_row: int,
+    admitted: np.ndarray,
+    causes: dict[int, tuple[str, str]],
+    extra: np.ndarray,
+) -> None:
+    """Error rows per cause, and the first few with their input row and message."""
+    for position, (kind, message) in sorted(causes.items()):
+        counts.failures[kind] = counts.failures.get(kind, 0) + 1
+        if len(counts.examples) < MAX_EXAMPLES:
+            counts.examples.append((first_row + int(admitted[position]), kind, message))
+    for row in np.flatnonzero(extra == "nan_output"):
+        counts.failures["nan_output"] = counts.failures.get("nan_output", 0) + 1
+        if len(counts.examples) < MAX_EXAMPLES:
+            counts.examples.append((first_row + int(row), "nan_output", "NaN or infinity"))
+
+
+def _predict(
+    handle: ModelHandle, frame: pd.DataFrame, causes: dict[int, tuple[str, str]]
+) -> tuple[BatchOutputs | None, np.ndarray]:
+    """Outputs for the rows of ``frame``, and a mask of the rows the model failed on
+    (``causes`` gets each one's exception type and message).
 
     When the call over the chunk raises, the chunk is bisected until the failing rows are
     found, as the server retries a failed batch request by request; a model failing on
@@ -202,6 +233,7 @@ def _predict(handle: ModelHandle, frame: pd.DataFrame) -> tuple[BatchOutputs | N
                 stack += [(middle, stop), (start, middle)]
                 continue
             failed[start] = True
+            causes[start] = (type(exc).__name__, " ".join(str(exc).split())[:500])
             if failed.sum() > limit:
                 raise ModelError(
                     f"model {handle.version.ref} failed on more than {limit} of {n} rows: "

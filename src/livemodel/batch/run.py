@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -66,6 +67,7 @@ from livemodel.store.logsegments import local_root
 __all__ = ["MAX_BATCH_SIZE", "ScoreOptions", "ScoreResult", "score"]
 
 MAX_BATCH_SIZE = 1_000_000
+_log = logging.getLogger("livemodel.batch")
 ACTION = "batch.scored"
 SUMMARY_FILE = "_livemodel_score.json"
 
@@ -121,6 +123,8 @@ class ScoreResult:
     rejected: int
     errors: int
     violations: dict[str, int]
+    #: error rows per cause (the model's exception type, or ``nan_output``)
+    failures: dict[str, int]
     logged: bool
     started: datetime
     finished: datetime
@@ -195,6 +199,7 @@ def score(
         counts = ChunkCounts()
         for r in results:
             counts.add(r.counts)
+        _log_failures(run_id, handle, counts)
         result = ScoreResult(
             run_id=run_id,
             model=handle.name,
@@ -210,6 +215,7 @@ def score(
             rejected=counts.rejected,
             errors=counts.errors,
             violations=dict(sorted(counts.violations.items(), key=lambda kv: -kv[1])),
+            failures=dict(sorted(counts.failures.items(), key=lambda kv: -kv[1])),
             logged=logs is not None,
             started=started,
             finished=datetime.now(UTC),
@@ -225,6 +231,17 @@ def score(
     _replace(staging, out, run_id)
     registry.record_event(handle.name, ACTION, reason=_reason(result), details=result.to_dict())
     return result
+
+
+def _log_failures(run_id: str, handle: ModelHandle, counts: ChunkCounts) -> None:
+    """The rows the model failed on, in the log: the first ones with the model's own
+    message (rows by their number in the input), then the count per cause."""
+    if not counts.errors:
+        return
+    where = f"batch run {run_id}: model {handle.name!r} version {handle.number}"
+    for row, kind, message in counts.examples:
+        _log.error("%s failed on input row %d: %s: %s", where, row, kind, message)
+    _log.error("%s failed on %d row(s): %s", where, counts.errors, counts.failures)
 
 
 def _keep(
