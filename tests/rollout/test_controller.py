@@ -95,15 +95,17 @@ def test_store_refuses_a_second_running_rollout_and_stale_saves(
 def test_lease_is_held_by_one_owner_until_it_expires(
     setup: tuple[Registry, RolloutStore, Path],
 ) -> None:
-    _, store, _ = setup
+    _, real, _ = setup
+    clock = Clock()
+    store = RolloutStore(real.db, clock=clock)
     assert store.acquire("ctl", "a", 30)
     assert not store.acquire("ctl", "b", 30)
     assert store.acquire("ctl", "a", 30)  # renewal
     store.release("ctl", "a")
-    assert store.acquire("ctl", "b", 0.001)
-    import time
-
-    time.sleep(0.01)
+    assert store.acquire("ctl", "b", 10)
+    clock.now += timedelta(seconds=10)
+    assert not store.acquire("ctl", "a", 30)  # b's lease runs to its last instant
+    clock.now += timedelta(microseconds=1)
     assert store.acquire("ctl", "a", 30)  # b's lease expired
 
 

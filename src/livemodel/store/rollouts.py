@@ -6,11 +6,14 @@ saved in between (optimistic concurrency). At most one rollout per model is runn
 partial unique index would do on PostgreSQL; here the check runs under the model-wide
 write lock of :meth:`create`). A lease row lets exactly one controller act at a time: it is
 taken when free or expired, renewed by its owner, and released on shutdown.
+
+Times (``created_at``, ``updated_at``, a lease's expiry) come from ``clock``, the real UTC
+clock unless one is given: a test moves it instead of sleeping past a lease.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,11 +38,12 @@ class StoredRollout:
 
 
 class RolloutStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] | None = None) -> None:
         self.db = db
+        self.clock = clock or _now
 
     def create(self, rollout_id: str, model: str, state: Mapping[str, Any]) -> StoredRollout:
-        now = _now()
+        now = self.clock()
         with self.db.write() as conn:
             if self.db.dialect == "postgresql":  # serialise creators per model
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:m))"), {"m": model})
@@ -72,7 +76,7 @@ class RolloutStore:
                     state=dict(state),
                     status=str(state["status"]),
                     revision=revision + 1,
-                    updated_at=_now(),
+                    updated_at=self.clock(),
                 )
             )
         if done.rowcount != 1:
@@ -108,7 +112,7 @@ class RolloutStore:
     # -- the controller lease ----------------------------------------------------------
     def acquire(self, name: str, owner: str, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``owner``; False if another owner holds it."""
-        now = _now()
+        now = self.clock()
         until = now + timedelta(seconds=seconds)
         insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         with self.db.write() as conn:
