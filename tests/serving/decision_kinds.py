@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
 from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from livemodel.demo.flights import CATEGORICAL, FEATURES, NUMERIC, TARGET
 
@@ -34,6 +34,16 @@ def _pipeline(final: Any, *, numeric: tuple[str, ...] = NUMERIC) -> Pipeline:
         ]
     )
     return Pipeline([("encode", encode), ("model", final)])
+
+
+def _native_categoricals() -> Pipeline:
+    """HistGradientBoosting splitting on the categories themselves (ordinal codes)."""
+    codes = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    encode = ColumnTransformer([("cat", codes, list(CATEGORICAL))], remainder="passthrough")
+    boosting = HistGradientBoostingClassifier(
+        max_iter=60, categorical_features=[0, 1], random_state=0
+    )
+    return Pipeline([("encode", encode), ("model", boosting)])
 
 
 def _lr(**params: Any) -> Pipeline:
@@ -105,6 +115,7 @@ KINDS: dict[str, Kind] = {
         _three_strings,
     ),
     "class-weight": Kind(lambda: _lr(class_weight={0: 1.0, 1: 4.0})),
+    "hist-gradient-boosting": Kind(_native_categoricals),
 }
 
 
