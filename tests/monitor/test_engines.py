@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,6 +201,7 @@ def test_an_address_where_something_else_answers_is_a_clear_error(server: str) -
         "greeting": b"-ERR unknown command\r\n",  # what Redis, also on 6379, says
         "silent": b"",
     }
+    given_up = threading.Event()
 
     def answer() -> None:
         conn, _ = listener.accept()
@@ -209,8 +209,8 @@ def test_an_address_where_something_else_answers_is_a_clear_error(server: str) -
             conn.recv(64)
             if replies[server]:
                 conn.sendall(replies[server])
-            else:
-                time.sleep(6)  # past the probe's 5 s
+            else:  # silent until the probe has given up (its own 5 s timeout)
+                given_up.wait(60)
 
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
@@ -218,6 +218,7 @@ def test_an_address_where_something_else_answers_is_a_clear_error(server: str) -
         with pytest.raises(ConfigError, match="is not a Ray cluster"):
             map_partitions(sum, [[1]], engine="ray", address=f"127.0.0.1:{port}")
     finally:
+        given_up.set()
         thread.join(10)
         listener.close()
 
