@@ -323,6 +323,9 @@ class ConceptDrift:
         orders: Sequence[Order] = ORDERS,
     ) -> None:
         self.detectors = None if detectors is None else tuple(detectors)
+        names = [d.name for d in self.detectors or ()]
+        if len(set(names)) != len(names):  # results are keyed by the detector's name
+            raise ConfigError(f"concept-drift detectors must be of different kinds: {names}")
         bad = [o for o in orders if o not in ORDERS]
         if bad or not orders:
             raise ConfigError(f"concept-drift orders must be among {ORDERS}, got {list(orders)}")
