@@ -27,6 +27,7 @@ import pandas as pd
 
 from livemodel.errors import LivemodelError, ValidationError
 from livemodel.schema.validation import ValidationResult, validate
+from livemodel.serving.admission import feature_rows, rejecting_flags, rejection_message
 from livemodel.serving.batcher import BatchTimeoutError, MicroBatcher
 from livemodel.serving.failures import (
     Cause,
@@ -181,9 +182,9 @@ class ModelEndpoint:
             stop = start + len(req.records)
             answer = PredictAnswer(version=handle.number)
             if self.options.validation == "reject" and not result.valid[start:stop].all():
-                bad = _rejecting_flags(result, start, stop, reject)
+                bad = rejecting_flags(result, start, stop, reject)
                 if bad:
-                    answer.rejected = _message(bad)
+                    answer.rejected = rejection_message(bad)
                     answer.rejected_fields = bad[:20]
             if answer.rejected is None:
                 bounds.append((start, stop))
@@ -253,7 +254,7 @@ class ModelEndpoint:
         """
         reasons, causes = failures
         now = datetime.now(UTC)
-        features = _feature_rows(result.frame)
+        features = feature_rows(result.frame)
         fallback_rows: dict[int, FallbackRow] = {
             i: (None, handle.number, []) for i, r in enumerate(reasons) if r
         }
@@ -386,40 +387,6 @@ def _request_ids(req: PredictRequest) -> Sequence[str]:
     if req.ids is None:
         req.ids = [uuid.uuid4().hex for _ in req.records]
     return req.ids
-
-
-def _rejecting_flags(
-    result: ValidationResult, start: int, stop: int, reject: set[str]
-) -> list[dict[str, str]]:
-    bad: list[dict[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for row in range(start, stop):
-        if result.valid[row]:
-            continue
-        for flag in result.row_flags(row):
-            kind, _, column = flag.partition(":")
-            if kind in reject and (kind, column) not in seen:
-                seen.add((kind, column))
-                bad.append({"field": column, "problem": kind, "row": str(row - start)})
-    return bad
-
-
-def _message(bad: list[dict[str, str]]) -> str:
-    shown = "; ".join(f"{b['field']}: {b['problem'].replace('_', ' ')}" for b in bad[:5])
-    more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
-    return f"{len(bad)} problem(s) with the input: {shown}{more}"
-
-
-def _feature_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    names = [str(c) for c in frame.columns]
-    arrays = []
-    for name in names:
-        values = frame[name].to_numpy(dtype=object)
-        missing = frame[name].isna().to_numpy()
-        if missing.any():
-            values[missing] = None
-        arrays.append(values)
-    return [dict(zip(names, values, strict=True)) for values in zip(*arrays, strict=True)]
 
 
 def _low_confidence(out: dict[str, Any], threshold: float | None) -> bool:
