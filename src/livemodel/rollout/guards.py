@@ -7,7 +7,8 @@ rollout, so it may be read after every batch without inflating its error rates:
 ==================  ===========  ========================================================
 guard               per request  meaning
 ==================  ===========  ========================================================
-``errors``          0/1          the model raised, timed out or returned NaN
+``errors``          0/1          the model raised, timed out or returned NaN (per row;
+                                 an input both versions fail is in neither arm)
 ``latency``         0/1          slower than the champion's p99 (a p99 test as a rate)
 ``flags``           0/1          the request violated the signature
 ``divergence``      0/1          shadow: candidate's label differs from the champion's
