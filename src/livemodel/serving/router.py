@@ -10,8 +10,9 @@ because of the candidate, and recording every failure of either version with its
 - Canary / A/B: a deterministic hash of the routing key (the request's entity field when the
   rollout names one, else a random id) sends the request to the candidate (arm
   ``candidate``) with the step's probability, else to the champion (arm ``champion``).
-  If the candidate fails, its failure is logged by its endpoint and the champion answers
-  under the same prediction ids as arm ``fallback``: the client never sees it.
+  If the candidate fails (logged by its endpoint) or its signature refuses what the
+  champion's accepts, the champion answers under the same prediction ids as arm
+  ``fallback``: the client never sees it.
 
 A version's failure on a request is recorded by its endpoint (see
 :mod:`livemodel.serving.failures`). When the version of a canary arm fails on a request,
@@ -28,7 +29,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from livemodel.errors import LivemodelError, UnavailableError
+from livemodel.errors import LivemodelError, UnavailableError, ValidationError
 from livemodel.rollout.routing import to_candidate
 from livemodel.serving.engine import ActiveRollout, ModelEndpoint, PredictAnswer, PredictRequest
 from livemodel.serving.failures import ModelFailedError
@@ -60,7 +61,9 @@ async def route(endpoint: ModelEndpoint, request: PredictRequest) -> PredictAnsw
             answer = await candidate.predict(
                 PredictRequest(request.records, arm="candidate", started=request.started, ids=ids)
             )
-        except UnavailableError:  # logged by the candidate's endpoint when the model failed
+        except (UnavailableError, ValidationError):
+            # A model failure was logged by the candidate's endpoint; a signature stricter
+            # than the champion's is not the client's problem either: the champion answers.
             request.arm = "fallback"
             return await endpoint.predict(request)
         if answer.failed:  # the candidate's own fallback answered: does the champion fail?
