@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from livemodel.cli import (
+    gate_commands,
     log_commands,
     loop_commands,
     monitor_commands,
@@ -37,6 +38,7 @@ report_commands.install(app)
 loop_commands.install(app)
 score_commands.install(app)
 log_commands.install(app)
+gate_commands.install(app)
 
 _debug = False
 
