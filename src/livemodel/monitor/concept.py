@@ -400,34 +400,15 @@ def _windows(
         )
         for detector, found in per.items()
     ]
+    n = len(stream)
+
+    def window(start: datetime, stop: datetime, rows: Sequence[MetricResult]) -> WindowResult:
+        return WindowResult(name, version, label, start, stop, SEGMENT, n, n, tuple(rows))
+
     end = stream.axis(last)
     windows = [
-        WindowResult(
-            name,
-            version,
-            label,
-            start,
-            stop,
-            SEGMENT,
-            len(stream),
-            len(stream),
-            tuple(rows.values()),
-        )
-        for start, (stop, rows) in sorted(out.items())
-        if start != end
+        window(a, b, list(rows.values())) for a, (b, rows) in sorted(out.items()) if a != end
     ]
     tail = out.get(end, (end, {}))[1]  # a detection starting at the last row joins the summary
-    windows.append(
-        WindowResult(
-            name,
-            version,
-            label,
-            end,
-            end,
-            SEGMENT,
-            len(stream),
-            len(stream),
-            (*tail.values(), *summary),
-        )
-    )
+    windows.append(window(end, end, [*tail.values(), *summary]))
     return windows
