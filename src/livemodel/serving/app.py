@@ -7,6 +7,7 @@ no fallback is 503; anything unexpected is a 500 that says so without a stack tr
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from livemodel.errors import InvalidInputError, LivemodelError, NotFoundError
 from livemodel.serving import explain as explanations
-from livemodel.serving import oip, oip_binary, openapi, ui
+from livemodel.serving import oip, oip_binary, openapi, openapi_models, ui
 from livemodel.serving.auth import ANONYMOUS, Principal
 from livemodel.serving.engine import PredictRequest
 from livemodel.serving.feedback import check_labels
@@ -219,7 +220,19 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     async def openapi_document(request: Request) -> Response:
-        return json_response(document)
+        served = [
+            openapi_models.ServedModel(
+                e.name,
+                e.handle.version.signature,
+                e.options.validation,
+                tuple(str(k) for k in e.options.reject_kinds),
+                options.max_rows,
+            )
+            for e in sorted(state.endpoints.values(), key=lambda e: e.name)
+        ]
+        # the stdlib's encoder: a schema bound may be past 64 bits, which orjson refuses
+        text = json.dumps(openapi_models.with_models(document, served))
+        return Response(text.encode(), media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

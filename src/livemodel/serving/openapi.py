@@ -27,6 +27,11 @@ def _json(schema: dict[str, Any], description: str = "") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request or response content of JSON with ``schema``."""
+    return {"content": {"application/json": {"schema": schema}}}
+
+
 def _text(media: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
@@ -419,7 +424,7 @@ def document(
 def _operation(
     spec: dict[str, Any], params: list[str], scope: str | None, path: str
 ) -> dict[str, Any]:
-    operation = dict(spec)
+    operation = {**spec, "x-livemodel-route": path}  # docs/security.md names routes
     path_params = [
         {
             "name": p,
