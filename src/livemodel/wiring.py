@@ -12,6 +12,9 @@ from livemodel.store.metadata import MetadataStore
 from livemodel.vocabulary import AliasOf
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from starlette.applications import Starlette
 
     from livemodel.loop.controller import LoopController
@@ -102,16 +105,19 @@ def served_alias(settings: Settings | None = None) -> AliasOf:
     return alias_of
 
 
-def rollout_controller(settings: Settings | None = None) -> RolloutController:
+def rollout_controller(
+    settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None
+) -> RolloutController:
+    """The rollout controller; ``clock`` (default the real UTC clock) is its and its store's."""
     from livemodel.rollout.controller import RolloutController
     from livemodel.store.rollouts import RolloutStore
 
     settings = settings or Settings.from_env()
     registry = connect(settings)
+    store = RolloutStore(registry.metadata.db, clock=clock)
     return RolloutController(
-        registry, RolloutStore(registry.metadata.db), log_reader(settings),
-        alias_of=served_alias(settings),
-    )  # fmt: skip
+        registry, store, log_reader(settings), alias_of=served_alias(settings), clock=store.clock
+    )
 
 
 def loop_controller(settings: Settings | None = None) -> LoopController | None:

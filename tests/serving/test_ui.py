@@ -28,6 +28,7 @@ from livemodel.config import Settings
 from livemodel.demo.flights import FEATURES, TARGET, load_flights
 from livemodel.monitor.resultstore import ResultStore
 from livemodel.monitor.runner import Monitor
+from livemodel.rollout.controller import SETTLE
 from livemodel.store.logreader import LogReader
 from livemodel.wiring import rollout_controller
 
@@ -97,8 +98,9 @@ def served(home: Path, faults_dir: Path, models: Models) -> Iterator[Server]:
         cli(home, faults_dir, "rollout", "start", "flights", "--candidate", "2",
             "--plan", "shadow,canary:10,50,100")  # fmt: skip
         send(client, "flights", models.data.iloc[3000:3300], 0.0)
-        time.sleep(2.5)  # the controller reads records once they are 2 s old
-        rollout_controller(settings).tick()
+        # the controller reads records once they are SETTLE (2 s) old: its clock runs ahead
+        ahead = SETTLE + timedelta(seconds=1)
+        rollout_controller(settings, clock=lambda: datetime.now(UTC) + ahead).tick()
         store = AlertStore(registry.metadata.db)
         for rule, severity, model, subject, message in (
             ("performance", "critical", "flights", "roc_auc", "estimated roc_auc 0.79 < 0.85"),
