@@ -345,3 +345,5 @@ def test_the_monitor_fits_one_reference_for_every_window_and_run(
     stored = monitored["registry"].reference(ModelRef("flights", 1))
     window = stored.sample.drop(columns=[fitted.reference.target])
     _same(loaded.compare(window), fitted.compare(window), approximate=True)
+    again = Reference.registered(monitored["registry"], "flights@1")
+    _same(again.compare(window), fitted.compare(window), approximate=True)

@@ -45,6 +45,8 @@ from livemodel.stats.drift import DriftConfig
 
 if TYPE_CHECKING:
     from livemodel.monitor.compare import Report
+    from livemodel.registry.refs import ModelRef
+    from livemodel.registry.registry import Registry
     from livemodel.schema.signature import Signature
     from livemodel.stats.profile import Profile
 
@@ -175,6 +177,26 @@ class Reference:
             seed=suite.seed,
         )
         return cls._of(settings, suite.fit(reference, settings.segments))
+
+    @classmethod
+    def registered(
+        cls,
+        registry: Registry,
+        ref: str | ModelRef,
+        *,
+        segments: Sequence[str] = (),
+        suite: MonitorSuite | None = None,
+    ) -> Reference:
+        """The reference stored with a registered version (``NAME``, ``NAME@VERSION`` or
+        ``NAME@ALIAS``), fitted: what ``livemodel monitor run`` compares its windows with.
+        Windows are then frames in the log's shape (``prediction``, ``proba_<class>``)."""
+        from livemodel.registry.refs import ModelRef
+
+        version = registry.get(ref)
+        stored = registry.reference(ModelRef(version.name, version=version.version))
+        return cls.from_registry(
+            version.signature, stored.profile, stored.sample, segments=segments, suite=suite
+        )
 
     # -- what it holds ----------------------------------------------------------------------
     @property

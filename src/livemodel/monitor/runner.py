@@ -114,13 +114,9 @@ class Monitor:
         registered reference (cached: every window and every later run reuse it)."""
         key = (name, version, tuple(dict.fromkeys(segments)))
         if key not in self._fitted:
-            ref = ModelRef(name, version=version)
-            registered = self.registry.get(ref)
-            stored = self.registry.reference(ref)
-            self._fitted[key] = Reference.from_registry(
-                registered.signature, stored.profile, stored.sample,
-                segments=key[2], suite=self.suite(),
-            )  # fmt: skip
+            self._fitted[key] = Reference.registered(
+                self.registry, ModelRef(name, version=version), segments=key[2], suite=self.suite()
+            )
         return self._fitted[key]
 
     def fitted_suite(self, name: str, version: int, segments: Sequence[str] = ()) -> MonitorSuite:
