@@ -385,6 +385,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 _PATH_SCHEMAS = {
     "name": {"type": "string", "pattern": _NAME_PATTERN},
     "prediction_id": {"type": "string", "minLength": 1, "maxLength": 128},
+    "alias": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9._-]{0,63}$"},  # check_alias
 }
 
 
