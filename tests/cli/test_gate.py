@@ -182,7 +182,7 @@ def test_too_little_data_cannot_decide(home: Path) -> None:
     frame(12, 3).to_parquet(home / "tiny.parquet", index=False)
     verdict = gate(home, "--candidate", "2", "--data", "tiny.parquet", code=UNDECIDED)
     assert verdict["decision"] == "cannot decide"
-    assert verdict["reasons"] == ["only 12 labelled rows; --min-rows is 30"]
+    assert verdict["reasons"][0] == "only 12 labelled rows; --min-rows is 30"
     # a metric undefined on the rows (one class only) cannot decide either
     one_class = frame(200, 4)
     one_class["y"] = 1
@@ -227,7 +227,7 @@ def write_log(
             prediction_id=f"{prefix}{i}",
             model=NAME,
             version=1,
-            features=row,
+            features={str(k): v for k, v in row.items()},
             outputs={
                 "label": int(out["prediction"].iloc[i]),
                 "proba": {"0": float(out["proba_0"].iloc[i]), "1": float(out["proba_1"].iloc[i])},

@@ -132,11 +132,12 @@ def _verdict(
     if at is not None and recent is None:
         raise InvalidInputError("--at applies to --recent only")
     check_name(name)
+    environ = dict(os.environ)
     if config is not None:
         if not config.is_file():
             raise ConfigError(f"no such config file: {str(config)!r}")
-        os.environ["LIVEMODEL_CONFIG"] = str(config.absolute())
-    settings = Settings.from_env()
+        environ["LIVEMODEL_CONFIG"] = str(config.absolute())
+    settings = Settings.from_env(environ)
     gate_settings = _settings(settings, name, metric, margin)
     registry = connect(settings)
     alias = served_alias(settings)(name)
@@ -177,6 +178,9 @@ def _verdict(
         "reasons": [],
         "gate": None,
     }
+    too_few = [] if len(holdout.frame) >= min_rows else [
+        f"only {len(holdout.frame)} labelled rows; --min-rows is {min_rows}"
+    ]  # fmt: skip
     try:
         result = run_gate(
             champ.model, cand.model, holdout.frame,
@@ -185,11 +189,10 @@ def _verdict(
             settings=gate_settings,
         )  # fmt: skip
     except StatisticsError as exc:  # too few rows, or a metric undefined on them
-        return _decide(verdict, UNDECIDED, [exc.message])
-    verdict["gate"] = result.to_dict()
-    if len(holdout.frame) < min_rows:
-        reason = f"only {len(holdout.frame)} labelled rows; --min-rows is {min_rows}"
-        return _decide(verdict, UNDECIDED, [reason])
+        return _decide(verdict, UNDECIDED, [*too_few, exc.message])
+    verdict["gate"] = result.to_dict()  # shown even when too few rows: for information
+    if too_few:
+        return _decide(verdict, UNDECIDED, too_few)
     return _decide(verdict, PROMOTE if result.passed else REJECT, list(result.reasons))
 
 
