@@ -323,3 +323,39 @@ def test_usage_errors_do_not_read_as_cannot_decide(home: Path) -> None:
     done = run(home, "gate", NAME, "--candidate", "2", "--data", "holdout.parquet", "--nope")
     assert done.returncode == USAGE
     assert "No such option" in done.stderr
+
+
+FAIRNESS = """
+[loop.models.clicks]
+train = "mypackage.training:train"
+
+[loop.models.clicks.gate]
+n_bootstrap = 200
+
+[loop.models.clicks.gate.fairness]
+attribute = "region"
+metric = "recall"
+max_difference = 0.01
+min_group_rows = 40
+"""
+
+
+def test_fairness_configured_in_the_policy_is_checked(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A better candidate whose recall differs across regions by more than 0.01: refused."""
+    pytest.importorskip("fairlearn")
+    (home / "fair.toml").write_text(FAIRNESS)
+    args = ["gate", NAME, "--candidate", "2", "--data", "holdout.parquet", "--config", "fair.toml"]
+    code, out, err = in_process(home, [*args, "--json"], monkeypatch, capsys)
+    assert code == REJECT, err
+    verdict = json.loads(out)
+    settings = parse_loop({"models": {NAME: {"train": "m:f", "gate": {
+        "n_bootstrap": 200, "fairness": {"attribute": "region", "metric": "recall",
+        "max_difference": 0.01, "min_group_rows": 40}}}}}).models[NAME].gate  # fmt: skip
+    expected = direct(home, pd.read_parquet(home / "holdout.parquet"), 2, settings)
+    assert verdict["gate"] == as_json(expected.to_dict())
+    fairness = verdict["gate"]["fairness"]
+    assert not fairness["passed"] and fairness["candidate_difference"] > 0.01
+    assert verdict["reasons"] == [f"fairness: {fairness['reason']}"]
+    assert set(fairness["excluded"]) == {"d", "e"}
