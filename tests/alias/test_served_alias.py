@@ -31,6 +31,8 @@ from livemodel.store.rollouts import RolloutStore
 from livemodel.vocabulary import DEFAULT_ALIAS
 from livemodel.wiring import connect, log_reader, served_alias
 
+# real processes a few at a time: a loaded machine needs more than the default 300 s
+pytestmark = pytest.mark.timeout(900)
 NAME = "credit"
 MODELS = '''
 """The model and the loop's training function of the served-alias test."""

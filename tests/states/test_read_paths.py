@@ -23,6 +23,8 @@ import pytest
 
 from .conftest import STATES, States
 
+# real processes a few at a time: a loaded machine needs more than the default 300 s
+pytestmark = pytest.mark.timeout(900)
 Done = subprocess.CompletedProcess[str]
 PARALLEL = 3
 HEADLINE = {
