@@ -279,8 +279,9 @@ class Fleet:
                 started.append(life)
             except Exception:  # noqa: BLE001 - that kind's retrain test says why
                 continue
-        controller = rollout_controller()
-        controller.clock = lambda: datetime.now(UTC) + SETTLE + timedelta(milliseconds=1)
+        controller = rollout_controller(
+            clock=lambda: datetime.now(UTC) + SETTLE + timedelta(milliseconds=1)
+        )
         states = {}
         try:
             for _ in range(MAX_ROUNDS):
