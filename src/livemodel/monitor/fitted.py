@@ -16,7 +16,8 @@ settings (that function is ``Reference(...).compare(window)``). ``ref.save(path)
 :meth:`Reference.load` keep the fitted state in a file (see
 :mod:`livemodel.monitor.reffile` for its format). The monitor of the prediction log uses
 the same object, built from a registered version's stored reference
-(:meth:`Reference.from_registry`).
+(:meth:`Reference.registered`), and keeps it in the registry's artifact store so that a
+later process loads it instead of fitting it again (:mod:`livemodel.monitor.refstore`).
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class Reference:
     def _init(self, settings: ReferenceSettings, suite: MonitorSuite) -> None:
         self.settings = settings
         self.suite = suite
+        #: ``fitted`` in this process, or ``loaded`` from the artifact store
+        self.origin = "fitted"
 
     @classmethod
     def _of(cls, settings: ReferenceSettings, suite: MonitorSuite) -> Reference:
@@ -162,20 +165,7 @@ class Reference:
             raise InvalidInputError("segments must be a sequence of column names")
         reference = MonitorReference.from_registry(signature, profile, sample)
         suite = suite if suite is not None else MonitorSuite()
-        settings = ReferenceSettings(
-            target=reference.target,
-            prediction=PREDICTION if PREDICTION in reference.sample.columns else None,
-            probability=tuple(
-                (c, proba_column(c)) for c in reference.classes or () if reference.proba_columns
-            )
-            or None,
-            segments=tuple(dict.fromkeys(segments)),
-            drift=suite.drift,
-            quality=suite.quality,
-            multivariate=suite.multivariate,
-            estimate=suite.estimate,
-            seed=suite.seed,
-        )
+        settings = _registry_settings(reference, segments, suite)
         return cls._of(settings, suite.fit(reference, settings.segments))
 
     @classmethod
@@ -186,17 +176,36 @@ class Reference:
         *,
         segments: Sequence[str] = (),
         suite: MonitorSuite | None = None,
+        store: bool = True,
     ) -> Reference:
         """The reference stored with a registered version (``NAME``, ``NAME@VERSION`` or
         ``NAME@ALIAS``), fitted: what ``livemodel monitor run`` compares its windows with.
-        Windows are then frames in the log's shape (``prediction``, ``proba_<class>``)."""
+        Windows are then frames in the log's shape (``prediction``, ``proba_<class>``).
+
+        With ``store`` (the default) the fitted reference is kept in the registry's
+        artifact store, keyed by the version, its settings and the livemodel version
+        (:mod:`livemodel.monitor.refstore`): a later process loads it instead of fitting
+        again (``.origin == "loaded"``); a damaged or outdated file is fitted again and
+        replaced, with a logged warning."""
+        from livemodel.monitor.refstore import load_fitted, save_fitted, stored_key
         from livemodel.registry.refs import ModelRef
 
+        if isinstance(segments, str):
+            raise InvalidInputError("segments must be a sequence of column names")
         version = registry.get(ref)
         stored = registry.reference(ModelRef(version.name, version=version.version))
-        return cls.from_registry(
-            version.signature, stored.profile, stored.sample, segments=segments, suite=suite
-        )
+        reference = MonitorReference.from_registry(version.signature, stored.profile, stored.sample)
+        suite = suite if suite is not None else MonitorSuite()
+        settings = _registry_settings(reference, segments, suite)
+        key = stored_key(version, settings, suite) if store else None
+        if key is not None:
+            loaded = load_fitted(registry.artifacts, key, settings, suite)
+            if loaded is not None:
+                return loaded
+        fitted = cls._of(settings, suite.fit(reference, settings.segments))
+        if key is not None:
+            save_fitted(registry.artifacts, key, fitted)
+        return fitted
 
     # -- what it holds ----------------------------------------------------------------------
     @property
@@ -298,6 +307,25 @@ class Reference:
         from livemodel.monitor.reffile import reference_from_bytes
 
         return reference_from_bytes(data)
+
+
+def _registry_settings(
+    reference: MonitorReference, segments: Sequence[str], suite: MonitorSuite
+) -> ReferenceSettings:
+    return ReferenceSettings(
+        target=reference.target,
+        prediction=PREDICTION if PREDICTION in reference.sample.columns else None,
+        probability=tuple(
+            (c, proba_column(c)) for c in reference.classes or () if reference.proba_columns
+        )
+        or None,
+        segments=tuple(dict.fromkeys(segments)),
+        drift=suite.drift,
+        quality=suite.quality,
+        multivariate=suite.multivariate,
+        estimate=suite.estimate,
+        seed=suite.seed,
+    )
 
 
 def _suite(settings: ReferenceSettings) -> MonitorSuite:

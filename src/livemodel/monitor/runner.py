@@ -60,6 +60,7 @@ class RunResult:
     windows: tuple[WindowResult, ...]
     rows_saved: int
     concept: ConceptRun | None = None
+    reference: str = "fitted"  # the fitted reference: "fitted" here or "loaded" from the store
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -69,6 +70,7 @@ class RunResult:
             "windows": [w.to_dict() for w in self.windows],
             "rows_saved": self.rows_saved,
             "concept_drift": None if self.concept is None else self.concept.to_dict(),
+            "reference": self.reference,
         }
 
 
@@ -111,7 +113,8 @@ class Monitor:
 
     def fitted_reference(self, name: str, version: int, segments: Sequence[str] = ()) -> Reference:
         """The :class:`~livemodel.monitor.fitted.Reference` of a version, fitted once on its
-        registered reference (cached: every window and every later run reuse it)."""
+        registered reference (cached: every window and every later run reuse it; kept in the
+        artifact store, so a later process loads it instead of fitting it again)."""
         key = (name, version, tuple(dict.fromkeys(segments)))
         if key not in self._fitted:
             self._fitted[key] = Reference.registered(
@@ -176,7 +179,9 @@ class Monitor:
             concept = self.concept.run(self.reader, name, number, suite.reference_)
             if self.store is not None:
                 saved += save_concept(self.store, name, number, concept)
-        return RunResult(name, number, spec.label, tuple(results), saved, concept)
+        return RunResult(
+            name, number, spec.label, tuple(results), saved, concept, reference=fitted.origin
+        )
 
     def _windows(
         self, name: str, version: int, spec: WindowSpec, since: datetime, until: datetime
