@@ -142,15 +142,15 @@ def test_tree_pipeline_explains_probabilities_summed_back_to_raw_features(
     assert_additive(body, list(FEATURES))
     answers = predicted(client, "forest", rows)
     for item, answer in zip(body["explanations"], answers, strict=True):
-        assert item["class"] == 1
-        assert item["output"] == pytest.approx(answer["proba"]["1"], abs=1e-9)
+        assert item["class"] == answer["label"]  # by default, the label served for the row
+        assert item["output"] == pytest.approx(answer["proba"][str(item["class"])], abs=1e-9)
     # one-hot columns were summed back: the categorical features carry contributions
     assert any(abs(i["contributions"]["carrier"]) > 0 for i in body["explanations"])
 
 
 def test_lightgbm_explains_log_odds(client: httpx.Client, rows: list[dict[str, Any]]) -> None:
     numeric = [{k: r[k] for k in NUMERIC} for r in rows]
-    body = explained(client, "lgbm", numeric)
+    body = explained(client, "lgbm", numeric, **{"class": 1})
     assert (body["method"], body["output"]) == ("TreeExplainer", "log_odds")
     assert_additive(body, list(NUMERIC))
     for item, answer in zip(body["explanations"], predicted(client, "lgbm", numeric), strict=True):
@@ -160,7 +160,7 @@ def test_lightgbm_explains_log_odds(client: httpx.Client, rows: list[dict[str, A
 def test_linear_pipeline_explains_log_odds(
     client: httpx.Client, rows: list[dict[str, Any]]
 ) -> None:
-    body = explained(client, "flights", rows)
+    body = explained(client, "flights", rows, **{"class": 1})
     assert (body["method"], body["output"]) == ("LinearExplainer", "log_odds")
     assert_additive(body, list(FEATURES))
     for item, answer in zip(body["explanations"], predicted(client, "flights", rows), strict=True):
@@ -171,7 +171,7 @@ def test_other_models_get_the_sampled_kernel_explainer(
     client: httpx.Client, rows: list[dict[str, Any]]
 ) -> None:
     few = rows[:3]
-    body = explained(client, "knn", few)
+    body = explained(client, "knn", few, **{"class": 1})
     assert (body["method"], body["output"]) == ("KernelExplainer", "probability")
     assert_additive(body, list(FEATURES))
     for item, answer in zip(body["explanations"], predicted(client, "knn", few), strict=True):
@@ -194,7 +194,7 @@ def test_the_other_class_is_explained_on_request(
     client: httpx.Client, rows: list[dict[str, Any]]
 ) -> None:
     for model in ("forest", "flights"):
-        positive = explained(client, model, rows[:4])
+        positive = explained(client, model, rows[:4], **{"class": 1})
         negative = explained(client, model, rows[:4], **{"class": 0})
         assert_additive(negative, list(FEATURES))
         for p, n in zip(positive["explanations"], negative["explanations"], strict=True):
@@ -432,7 +432,8 @@ def test_contributions_add_up_for_any_row(
         body = explain.explain_rows(explainer, handle, frame, klass)
         assert_additive(body, list(FEATURES))
         item = body["explanations"][0]
-        assert str(item["class"]) == ("1" if klass is None else str(klass))
+        served = str(handle.model.predict(frame)[0])  # the default: the label served
+        assert str(item["class"]) == (served if klass is None else str(klass))
         if body["output"] == "probability":
             expected = handle.model.predict_proba(frame)[0, int(item["class"])]
         else:

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from livemodel.registry.classmap import unwrap
+
 __all__ = ["Importance", "global_importance"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -99,7 +101,7 @@ Explain = Callable[[pd.DataFrame], FloatArray]
 def _explainer(
     shap: Any, model: Any, names: list[str], background: pd.DataFrame, seed: int
 ) -> tuple[str, Explain]:
-    pre, final = _split(model)
+    pre, final = _split(unwrap(model))  # a class-mapped model: the estimator inside
     kind = _kind(final)
     if kind is not None:
         try:

@@ -41,14 +41,24 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from livemodel.errors import InvalidInputError, LivemodelError, ModelError, ValidationError
+from livemodel.registry.classmap import class_key
+from livemodel.registry.decision import decide
 from livemodel.schema.validation import validate
 from livemodel.serving.engine import ModelEndpoint
+from livemodel.serving.explain_mapped import mapped, unwrapped
 from livemodel.serving.failures import Cause, ModelFailedError, report
 from livemodel.serving.handles import ModelHandle
 from livemodel.serving.http import PayloadTooLargeError, json_response, read_json, records_from
 from livemodel.serving.state import ServingState
 
-__all__ = ["ExplainerCache", "Explainer", "ShapUnavailableError", "build_explainer", "route"]
+__all__ = [
+    "ExplainUnsupportedError",
+    "ExplainerCache",
+    "Explainer",
+    "ShapUnavailableError",
+    "build_explainer",
+    "route",
+]
 
 FloatArray = npt.NDArray[np.float64]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -65,6 +75,10 @@ SPACES = {  # the output space an explanation adds up to
     "raw_margin": "raw margin of the explained class (before the softmax)",
     "value": "the predicted value",
 }
+
+
+class ExplainUnsupportedError(InvalidInputError):
+    """The model cannot be explained here (a classifier without ``predict_proba``)."""
 
 
 class ShapUnavailableError(LivemodelError):
@@ -106,7 +120,10 @@ def import_shap() -> Any:
 
 
 def build_explainer(shap: Any, handle: ModelHandle, background: pd.DataFrame) -> Explainer:
-    """The first explainer (tree, linear, Kernel) whose output matches the model's own."""
+    """The first explainer (tree, linear, Kernel) whose output matches the model's own.
+
+    A class-mapped model (:class:`ClassMapped`) is explained through the estimator inside
+    it, whose outputs are then put in the order of the mapped classes."""
     names = list(handle.version.signature.names)
     if background.empty:
         raise ModelError("the reference sample is empty: nothing to explain against")
@@ -114,20 +131,21 @@ def build_explainer(shap: Any, handle: ModelHandle, background: pd.DataFrame) ->
     background = validate(handle.version.signature, background[names]).frame
     background = background.reset_index(drop=True)
     check = background.iloc[:_CHECK_ROWS]
-    pre, final = _split(handle.model)
+    inner = unwrapped(handle)
+    pre, final = _split(inner.model)
     try:
         groups = _groups(pre, final, names, _transform(pre, final, check).shape[1])
     except (AttributeError, ValueError, TypeError, KeyError, IndexError):
         groups = None
     if groups is not None:
-        parts = _Parts(handle, pre, final, groups)
+        parts = _Parts(inner, pre, final, groups)
         for maker in (_tree, _linear):
             try:
                 made = maker(shap, parts, background)
+                if made is not None and _additive(made, check):
+                    return mapped(made, handle.model)
             except Exception:  # noqa: BLE001 - an explainer that fails is just not used
                 continue
-            if made is not None and _additive(made, check):
-                return made
     return _kernel(shap, handle, names, background)
 
 
@@ -384,6 +402,11 @@ def route(state: ServingState, wrap: Callable[[Handler], Handler]) -> Route:
         records = records_from(body, state.options.max_rows)
         wanted = body.get("class") if isinstance(body, dict) else None
         handle = endpoint.handle  # one version for the whole request
+        if handle.decides_labels and handle.classes is None:
+            raise ExplainUnsupportedError(
+                f"explanations are not supported for model {endpoint.name!r}: it is a "
+                "classifier without predict_proba, so it has no output to explain"
+            )
         async with one_at_a_time:
             answer = await asyncio.to_thread(_answer, cache, handle, endpoint, records, wanted)
         return json_response({"model": endpoint.name, "version": handle.number, **answer})
@@ -426,11 +449,11 @@ def _failed(
     endpoint: ModelEndpoint, handle: ModelHandle, ids: list[str], exc: Exception
 ) -> ModelFailedError:
     """The model (or its explainer) failed on a client's records: logged and counted with
-    the model's own error, answered 503 with the records' ids and no exception text."""
+    the model's own error, answered 422 with the records' ids and no exception text."""
     cause = exc.__cause__ if isinstance(exc, ModelError) and exc.__cause__ else exc
     report(
         endpoint.metrics, model=handle.name, version=handle.number, arm="explain",
-        reason="model_error", cause=Cause.of(cause), ids=ids, outcome="answered 503",
+        reason="model_error", cause=Cause.of(cause), ids=ids, outcome="answered 422",
     )  # fmt: skip
     message = f"model {handle.name!r} failed (model_error) explaining these records"
     return ModelFailedError(message, ids, "model_error")
@@ -460,7 +483,8 @@ def _admitted(
 def explain_rows(
     explainer: Explainer, handle: ModelHandle, frame: pd.DataFrame, wanted: Any = None
 ) -> dict[str, Any]:
-    """Contributions of every raw feature per row, toward one class per row."""
+    """Contributions of every raw feature per row, toward one class per row: the one
+    asked for (``wanted``), else the label the model served for the row (its ``predict``)."""
     try:
         values = explainer.contributions(frame)  # (rows, features, outputs)
         outputs = explainer.outputs(frame)  # (rows, outputs)
@@ -494,6 +518,7 @@ def explain_rows(
         "output": explainer.space,
         "output_description": SPACES[explainer.space],
         "additivity_error": error,
+        **({"class_source": "served" if wanted is None else "request"} if classes else {}),
         "explanations": items,
     }
 
@@ -514,11 +539,13 @@ def _targets(
             shown = ", ".join(keys[:20])
             raise InvalidInputError(f'"class" must be one of the classes: {shown}')
         index = np.full(n, keys.index(str(wanted)), dtype=np.intp)
-    elif len(classes) == 2:
-        index = np.ones(n, dtype=np.intp)  # the positive class
-    else:
-        proba = np.asarray(handle.model.predict_proba(frame), dtype=np.float64)
-        index = np.nan_to_num(proba, nan=-1.0).argmax(axis=1).astype(np.intp)
+    else:  # the label served for the row: the model's own predict, as /predict answers
+        served, _ = decide(handle.model, frame, proba=False)
+        where = {class_key(c): i for i, c in enumerate(classes)}
+        labels = np.asarray(served, dtype=object).ravel().tolist()
+        if len(labels) != n or any(class_key(v) not in where for v in labels):
+            raise ModelError("the model's predict answered labels that are not its classes")
+        index = np.asarray([where[class_key(v)] for v in labels], dtype=np.intp)
     explained = [classes[i] for i in index]
     if n_out == len(classes):
         return index, np.ones(n), explained
