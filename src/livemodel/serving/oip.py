@@ -162,10 +162,15 @@ def model_metadata(
     name: str, version: int, signature: Signature, classes: Sequence[Any] | None
 ) -> dict[str, Any]:
     """Inputs in signature order; ``predict`` is INT64 for integer classes, else BYTES
-    (string classes), FP64 for regression, as :func:`infer_response` sends it."""
-    if classes is None:
+    (string classes), FP64 for regression, as :func:`infer_response` sends it. A classifier
+    without ``predict_proba`` (``classes`` None) answers labels too: its task's classes."""
+    task = signature.task
+    labels = classes
+    if labels is None and task is not None and task.kind != "regression":
+        labels = task.classes
+    if labels is None:
         label_type = "FP64"
-    elif all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+    elif all(isinstance(c, int) and not isinstance(c, bool) for c in labels):
         label_type = "INT64"
     else:
         label_type = "BYTES"
