@@ -88,11 +88,20 @@ def predictions(
     limit: int | None = typer.Option(None, "--limit", min=1),
     as_json: bool = JSON,
     parquet: Path | None = typer.Option(None, "--parquet", help="Write Parquet to this file."),
+    include_failures: bool = typer.Option(
+        False,
+        "--include-failures",
+        help="Also export what no client got as an answer: rows a version failed on with "
+        "no fallback answering (flags model_error, nan_output or timeout, no outputs; a "
+        "request no version answered leaves only these) and rollout probes.",
+    ),
 ) -> None:
-    """Export logged predictions of a model with their (latest) labels."""
+    """Export the predictions of a model that clients got, with their (latest) labels."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from livemodel.registry.refs import check_name
+    from livemodel.store.answered import answered
     from livemodel.wiring import connect, log_reader
 
     check_name(name)
@@ -100,7 +109,12 @@ def predictions(
         raise InvalidInputError("choose --json or --parquet FILE")
     connect().aliases(name)  # an unknown model is an error here as in every other command
     reader = log_reader()
-    table = reader.window(name, version=version, start=parse_since(since), with_labels=True)
+    if include_failures:
+        table = reader.window(name, version=version, start=parse_since(since), with_labels=True)
+    else:  # an id's answer may come from another version (a fallback): read them all first
+        table = answered(reader.window(name, start=parse_since(since), with_labels=True))
+        if version is not None:
+            table = table.filter(pc.equal(table.column("version"), version))
     if limit is not None:
         table = table.slice(max(0, table.num_rows - limit))
     if parquet is not None:

@@ -51,7 +51,11 @@ def _metrics_for(task: str | None) -> tuple[str, ...]:
 
 
 class _Outputs:
-    """Labels, predicted labels/values and probabilities of rows, cleaned for the metrics."""
+    """Labels, predicted labels/values and probabilities of rows, cleaned for the metrics.
+
+    Only rows with a model output are kept: a failure the log records with no outputs (a
+    row a version failed on with no fallback answering it) is never a prediction here,
+    and is counted in ``dropped``."""
 
     def __init__(self, rows: pd.DataFrame, reference: MonitorReference, labelled: bool) -> None:
         keep = np.zeros(len(rows), dtype=bool)

@@ -31,6 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from livemodel.errors import InvalidInputError, StoreError
+from livemodel.store.answered import answered_ids
 from livemodel.store.logdecode import RowFilter, decode_segment, fixed_types
 from livemodel.store.logsegments import list_segments, local_root, read_jsonl
 from livemodel.store.logship import RemoteLog, remote_models, remote_segments
@@ -200,21 +201,24 @@ class LogReader:
         return self._read(query, f"cannot read the label log of {model!r}")
 
     def known_ids(self, model: str, ids: Iterable[str]) -> set[str]:
-        """The subset of ``ids`` that are logged predictions of ``model``."""
+        """The subset of ``ids`` that are logged, answered predictions of ``model``: an id
+        whose records are only failures no fallback answered (a request answered 503), or
+        copies no client saw, is not one (see :mod:`livemodel.store.answered`)."""
         wanted = pa.table({"id": pa.array([check_id(i) for i in ids], type=pa.string())})
         if not wanted.num_rows:
             return set()
 
         def query(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
-            src = self._sources(con, model, PREDICTIONS, None, frozenset({"prediction_id"}))
+            needed = frozenset({"prediction_id", "flags", "arm"})
+            src = self._sources(con, model, PREDICTIONS, None, needed)
             con.register("wanted", wanted)
             return con.sql(
-                f"SELECT DISTINCT prediction_id FROM ({src.sql}) "
+                f"SELECT prediction_id, flags, arm FROM ({src.sql}) "
                 "WHERE prediction_id IN (SELECT id FROM wanted)"
             ).fetchall()
 
         rows = self._read(query, f"cannot read the prediction log of {model!r}")
-        return {str(r[0]) for r in rows}
+        return answered_ids((r[0] for r in rows), (r[2] for r in rows), (r[1] for r in rows))
 
     # -- connections and retries ----------------------------------------------------------
 
