@@ -6,6 +6,7 @@
 * A class-mapped model (fitted on 0/1, registered for a target ``on_time``/``late``) is
   explained through the tree model inside it (``TreeExplainer``), in the mapped classes.
 * A classifier without ``predict_proba`` gets a clear 422, never a 5xx.
+* The report's global importance of a class-mapped forest is the tree explainer's too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import pandas as pd
 import pytest
 
 from livemodel.demo.flights import FEATURES, NUMERIC, TARGET
+from livemodel.registry.classmap import map_classes
+from livemodel.report.explain import global_importance
 
 from .conftest import (
     Models,
@@ -152,3 +155,15 @@ def test_a_classifier_without_predict_proba_is_refused_with_a_4xx(
     assert "not supported" in error["message"] and "predict_proba" in error["message"]
     predicted = post(client, "no-proba", "predict", {"records": rows})["predictions"]
     assert all(p["label"] in (0, 1) for p in predicted)  # it still serves
+
+
+def test_report_importance_of_a_class_mapped_forest_uses_the_tree_inside(
+    models: Models, fitted: dict[str, Any]
+) -> None:
+    """The report's global importance (report/explain.py) unwraps the class map too."""
+    wrapped = map_classes(fitted["forest"], MAPPED, ["late", "on_time"])
+    reference = models.data.iloc[3000:3100]
+    mapped = global_importance(wrapped, FEATURES, reference)
+    inner = global_importance(fitted["forest"], FEATURES, reference)
+    assert (mapped.method, mapped.note) == ("TreeExplainer", None)
+    assert mapped.reference == pytest.approx(inner.reference, abs=1e-12)
