@@ -19,6 +19,12 @@ Kernel), ``log_odds`` of the positive class (boosting, logistic regression),
 A tree or linear explainer whose output cannot be matched to the model's own output on
 reference rows is not used: the Kernel explainer, additive by construction, is.
 
+A classifier's row is explained for the label the model served for it (its own ``predict``,
+as ``/predict`` answers; not the class of highest probability), or for the ``class`` the
+request names; ``class_source`` (``served`` or ``request``) says which. A class-mapped model
+is explained through the estimator inside it (:mod:`livemodel.serving.explain_mapped`). A
+classifier without ``predict_proba`` has no output to explain: 422, not supported.
+
 SHAP is optional (``pip install 'livemodel[explain]'``); without it the endpoint answers 501.
 """
 
