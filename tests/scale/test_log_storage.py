@@ -340,6 +340,7 @@ def test_cli_ships_a_spool_and_another_machine_exports_it(bucket: Bucket, tmp_pa
     assert report["compacted"] == 3 and len(report["shipped"]) == 3
     assert files(spool) == [] and len(bucket.object_keys()) == 3
 
+    registered(tmp_path / "b")  # the other machine shares the model's metadata
     done = cli(tmp_path / "b", "predictions", "m", "--json", **shipping)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
@@ -350,6 +351,7 @@ def test_cli_ships_a_spool_and_another_machine_exports_it(bucket: Bucket, tmp_pa
 
 def test_cli_log_errors_are_one_line(bucket: Bucket, tmp_path: Path) -> None:
     url = log_url(bucket)
+    registered(tmp_path)  # predictions of an unknown model is an error of its own
     one_line_error(cli(tmp_path, "logs", "ship"), "LIVEMODEL_LOG_URL is not set")
     one_line_error(
         cli(tmp_path, "logs", "ship", LIVEMODEL_LOG_URL=url, LIVEMODEL_LOG_OPTIONS="{"),
