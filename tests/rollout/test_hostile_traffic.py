@@ -196,9 +196,9 @@ def test_a_candidate_identical_to_the_champion_is_promoted_under_hostile_traffic
     )
     assert final["status"] == "promoted", final
     assert registry_at(server.home).get("twin@production").version == 2
-    # Clients saw the absurd requests fail (about 10%, 503 and nothing else), no others.
+    # Clients saw the absurd requests fail (about 10%, 422 and nothing else), no others.
     refused = [o for o in outcomes if not o["ok"]]
-    assert outcomes and {o["status"] for o in refused} <= {503}, refused[:3]
+    assert outcomes and {o["status"] for o in refused} <= {422}, refused[:3]
     assert 0.03 < len(refused) / len(outcomes) < 0.2, (len(refused), len(outcomes))
     # Every failure of either version is in the log, under its arm and version.
     failed = [r for r in logged(server, "twin") if "model_error" in (r["flags"] or [])]
@@ -228,7 +228,7 @@ def test_a_candidate_failing_where_the_champion_does_not_is_rolled_back(
     assert errors["effect"] > 0.05 and errors["ci"][0] > 0, errors
     # The champion answered the requests the candidate failed: only absurd ones failed.
     refused = [o for o in outcomes if not o["ok"]]
-    assert {o["status"] for o in refused} <= {503}
+    assert {o["status"] for o in refused} <= {422}
     assert len(refused) / len(outcomes) < 0.2, (len(refused), len(outcomes))
     assert registry_at(server.home).get("strict@production").version == 1
 
@@ -248,7 +248,7 @@ def test_a_secret_in_a_model_error_reaches_the_server_log_and_no_client(
     before = {arm: failures(server, "leaky", arm=arm) for arm in ("champion", "explain")}
 
     failed = client.post("/v1/models/leaky/predict", json={"records": [normal[1], absurd]})
-    assert failed.status_code == 503, failed.text
+    assert failed.status_code == 422, failed.text
     assert_no_leak(failed)
     error = failed.json()["error"]
     assert error["type"] == "ModelFailedError" and "no fallback" in error["message"]
@@ -256,7 +256,7 @@ def test_a_secret_in_a_model_error_reaches_the_server_log_and_no_client(
     assert len(ids) == 2
 
     explained = client.post("/v1/models/leaky/explain", json={"records": [absurd]})
-    assert explained.status_code == 503, explained.text
+    assert explained.status_code == 422, explained.text
     assert_no_leak(explained)
     explain_ids = explained.json()["error"]["prediction_ids"]
 
@@ -277,7 +277,7 @@ def test_a_secret_in_a_model_error_reaches_the_server_log_and_no_client(
             answered = client.post("/v1/models/leaky/predict", json={"records": normal[:1]})
             assert answered.status_code == 200 and SECRET not in answered.text
             hostile = client.post("/v1/models/leaky/predict", json={"records": [absurd]})
-            assert hostile.status_code == 503
+            assert hostile.status_code == 422
             assert_no_leak(hostile)
             time.sleep(0.5)
     finally:

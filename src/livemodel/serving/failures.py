@@ -4,15 +4,17 @@ A row a model fails on (it raised, answered NaN or infinity, or did not answer i
 
 * one ERROR line in the server log (logger ``livemodel.serving``) per request and kind of
   failure: the model, the version, the arm, the request's prediction ids, the exception's
-  type and message, and how the request was answered (by a fallback, or 503);
+  type and message, and how the request was answered (by a fallback, or 422/503);
 * counted in ``livemodel_model_failures_total{model, version, arm, reason}``;
 * during a rollout, a record of the prediction log under its prediction id, with the
   request's features, no outputs and the failure's flag, so the rollout's ``errors`` guard
   counts it for the version that failed (see :mod:`livemodel.rollout.observations`).
 
-A client whose request could not be answered gets a 503 whose body names the request's
+A client whose request could not be answered gets an error whose body names the request's
 prediction ids (:class:`ModelFailedError`): the ids find the log line, and no exception
-text, stack or path reaches the client.
+text, stack or path reaches the client. A failure specific to the records (the model
+raised, or answered NaN or infinity, on them) is a 422: sending them again cannot succeed.
+A model that did not answer in time is a 503: the server is unavailable, a retry may work.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "Cause",
     "ModelFailedError",
     "failure_message",
+    "failure_status",
     "mark_non_finite",
     "no_failures",
     "report",
@@ -62,13 +65,21 @@ NON_FINITE = Cause("NonFiniteOutput", "the model answered NaN or infinity")
 
 
 class ModelFailedError(UnavailableError):
-    """A model could not answer a request and no fallback did: a 503 naming the request's
-    prediction ids, under which the server log has the model's own error."""
+    """A model could not answer a request and no fallback did: an error naming the
+    request's prediction ids, under which the server log has the model's own error. 422
+    when the model failed on these records (``model_error``, ``nan_output``), 503 when it
+    did not answer in time (``timeout``)."""
 
     def __init__(self, message: str, prediction_ids: Sequence[str], reason: str) -> None:
         super().__init__(message)
         self.prediction_ids = list(prediction_ids)
         self.reason = reason
+        self.http_status = failure_status(reason)
+
+
+def failure_status(reason: str) -> int:
+    """The status of a request a model failed on and no fallback answered."""
+    return 503 if reason == "timeout" else 422
 
 
 def report(
@@ -105,8 +116,7 @@ def report_request(
 ) -> None:
     """:func:`report` each kind of failure among a request's rows: ``failures`` is, per
     row, the reason ('' if the row did not fail) and the :class:`Cause`; ``answered_by``
-    the fallback that answered the failed rows (None: the request was a 503)."""
-    outcome = "answered 503" if answered_by is None else f"answered by the {answered_by!r} fallback"
+    the fallback that answered the failed rows (None: the request was refused, 422 or 503)."""
     reasons, causes = failures
     groups: dict[tuple[str, Cause], list[str]] = {}
     for i, reason in enumerate(reasons):
@@ -114,6 +124,11 @@ def report_request(
             cause = causes[i] if causes[i] is not None else Cause(str(reason), "")
             groups.setdefault((str(reason), cause), []).append(ids[i])
     for (reason, cause), pids in groups.items():
+        outcome = (
+            f"answered {failure_status(reason)}"
+            if answered_by is None
+            else f"answered by the {answered_by!r} fallback"
+        )
         report(
             metrics, model=model, version=version, arm=arm, reason=reason, cause=cause,
             ids=pids, outcome=outcome,

@@ -37,17 +37,27 @@ def _text(media: str, description: str) -> dict[str, Any]:
 
 
 _V1_ERROR = _json(_ref("Error"), "error")
+_FAILED_BODY = (
+    "type ModelFailedError, prediction_ids name the rows, under which the server log has the "
+    "model's error; the body never holds the model's exception text"
+)
+# A failure specific to the records is a 422 (sending them again cannot succeed); one of
+# the server (overloaded, the model did not answer in time) a 503.
+_MODEL_REFUSED = _json(
+    _ref("Error"),
+    "invalid records, or the model could not score them (it raised, or answered NaN or "
+    f"infinity, on them and no fallback answered: {_FAILED_BODY})",
+)
 _MODEL_FAILED = _json(
     _ref("Error"),
-    "overloaded, or the model failed on the records (raised, NaN, timed out) and no fallback "
-    "answered: type ModelFailedError, prediction_ids name the rows, under which the server "
-    "log has the model's error; the body never holds the model's exception text",
+    f"overloaded, or the model did not answer in time and no fallback answered ({_FAILED_BODY})",
 )
 _OIP_ERROR = _json(_ref("InferenceError"), "error")
 # An unknown path under an OIP route is answered by the router, in the v1 shape.
 _OIP_NOT_FOUND = _json({"anyOf": [_ref("InferenceError"), _ref("Error")]}, "not found")
 _BODY_ERRORS = {"400": _V1_ERROR, "413": _V1_ERROR, "422": _V1_ERROR}
 _OIP_BODY_ERRORS = {"400": _OIP_ERROR, "413": _OIP_ERROR, "422": _OIP_ERROR}
+_MODEL_BODY_ERRORS = {**_BODY_ERRORS, "422": _MODEL_REFUSED}
 _OBJECT = {"type": "object"}
 _LIST_OF_OBJECTS = {"type": "array", "items": _OBJECT}
 
@@ -66,7 +76,7 @@ SCHEMAS: dict[str, Any] = {
                     "prediction_ids": {
                         "type": "array",
                         "items": {"type": "string"},
-                        "description": "the rows a model could not answer (503)",
+                        "description": "the rows a model could not answer (422, 503)",
                     },
                 },
             }
@@ -116,7 +126,10 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "id": {"type": "string", "minLength": 1, "maxLength": 128},
                         "label": {},
-                        "time": {"type": "string", "format": "date-time"},
+                        "time": {
+                            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+                            "description": "when the label was known; null or absent: now",
+                        },
                         "source": {"type": "string", "minLength": 1, "maxLength": 64},
                     },
                 },
@@ -216,7 +229,7 @@ _PREDICT = {
     "responses": {
         "200": _json(_ref("Predictions"), "predictions, each with its id"),
         "404": _V1_ERROR,
-        **_BODY_ERRORS,
+        **_MODEL_BODY_ERRORS,
         "503": _MODEL_FAILED,
     },
 }
@@ -227,7 +240,8 @@ _INFER = {
         "200": _json(_ref("InferenceResponse"), "outputs; prediction ids in parameters"),
         "404": _OIP_NOT_FOUND,
         **_OIP_BODY_ERRORS,
-        "503": _OIP_ERROR,
+        "422": _json(_ref("InferenceError"), "invalid inputs, or the model could not score them"),
+        "503": _json(_ref("InferenceError"), "overloaded, or the model did not answer in time"),
     },
 }
 _HEALTH = {"200": _json({"type": "object"}, "live")}
@@ -249,9 +263,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {
             "200": _json(_OBJECT, "contributions, base value and output per row"),
             "404": _V1_ERROR,
-            **_BODY_ERRORS,
+            **_MODEL_BODY_ERRORS,
             "501": _V1_ERROR,
-            "503": _MODEL_FAILED,
+            "503": _V1_ERROR,
         },
     },
     ("POST", "/v1/models/{name}/feedback"): {
@@ -283,7 +297,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                     "type": "object",
                     "required": ["version"],
                     "properties": {
-                        "version": {"type": "integer", "minimum": 1},
+                        "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                         "reason": {"type": "string"},
                     },
                 }
