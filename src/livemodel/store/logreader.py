@@ -201,9 +201,8 @@ class LogReader:
         return self._read(query, f"cannot read the label log of {model!r}")
 
     def known_ids(self, model: str, ids: Iterable[str]) -> set[str]:
-        """The subset of ``ids`` that are logged, answered predictions of ``model``: an id
-        whose records are only failures no fallback answered (a request answered 503), or
-        copies no client saw, is not one (see :mod:`livemodel.store.answered`)."""
+        """The subset of ``ids`` that are answered predictions of ``model``: not failures no
+        fallback answered, nor copies no client saw (:mod:`livemodel.store.answered`)."""
         wanted = pa.table({"id": pa.array([check_id(i) for i in ids], type=pa.string())})
         if not wanted.num_rows:
             return set()
