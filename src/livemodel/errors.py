@@ -17,6 +17,8 @@ as a traceback.
     │   └── ValidationError    a batch violates a model's signature (carries violations)
     ├── ModelError             the user's model misbehaves (no ``predict``, raises, NaN)
     ├── UnavailableError       the server cannot answer now (overloaded, model down): 503
+    │   └── ModelFailedError   (serving) the model failed on a request's records with no
+    │                          fallback answering: 422, or 503 when it did not answer in time
     └── StatisticsError        a statistic is undefined for the data given
 """
 
@@ -87,7 +89,7 @@ class ModelError(LivemodelError):
 
 
 class UnavailableError(LivemodelError):
-    """The service cannot answer right now (overloaded, model failed with no fallback)."""
+    """The service cannot answer right now (overloaded, a model that did not answer in time)."""
 
     http_status = 503
 

@@ -11,8 +11,8 @@ guards can compare versions like with like (see :mod:`livemodel.serving.failures
 * arm ``probe``: the other version asked about the same input off the response path.
 
 An id is *answered* when it has a record a client got: one on no arm or on ``champion``,
-``candidate`` or ``fallback`` that is not a failure without outputs. A request answered
-503 leaves no answered id. Exports (``livemodel predictions``), labels (feedback refuses
+``candidate`` or ``fallback`` that is not a failure without outputs. A request no version
+answered leaves no answered id. Exports (``livemodel predictions``), labels (feedback refuses
 ids that are not answered) and monitor performance keep to answered records; records on
 arm ``shadow`` of an answered id are kept (the candidate's answer to the same input).
 """
