@@ -12,7 +12,7 @@ _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInputError(
             f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -21,7 +21,7 @@ def check_name(name: str) -> str:
 
 
 def check_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not _ALIAS.match(alias):
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
         raise InvalidInputError(
             f"invalid alias {alias!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter"
