@@ -150,10 +150,11 @@ def test_the_loaded_reference_calculates_what_a_fresh_fit_does(home: Path) -> No
         assert ours.keys() == theirs.keys()
         for key in ours:
             # The output-drift reference is a KLL sketch of the sample's scores, built by
-            # the fit with randomised compaction: two fits differ by ~1e-3 there.
+            # the fit with randomised compaction: two fits differ there, usually by ~1e-3,
+            # and by up to 0.016 seen in CI (the same 0.05 bound as the other sketch tests).
             assert _exact(ours[key]) == _exact(theirs[key])
             assert [r.value for r in ours[key] if r.calculator == "output_drift"] == pytest.approx(
-                [r.value for r in theirs[key] if r.calculator == "output_drift"], abs=0.01
+                [r.value for r in theirs[key] if r.calculator == "output_drift"], abs=0.05
             )
     assert any(r.column == "temp" and r.alert for r in loaded.calculate(summaries)[ALL])
 
