@@ -143,10 +143,13 @@ def _close_sketches(a: Report, b: Report) -> None:
     assert fa[["segment", "calculator", "metric", "column"]].equals(
         fb[["segment", "calculator", "metric", "column"]]
     )
-    sketched = fa["metric"].isin(["ks", "wasserstein"]).to_numpy()
-    va = fa["value"].to_numpy(dtype=float)[sketched]
-    vb = fb["value"].to_numpy(dtype=float)[sketched]
-    assert np.allclose(va, vb, atol=0.05, equal_nan=True)
+    # KS is a difference of ranks (KLL's rank error bounds it); Wasserstein is in the
+    # column's own units, so its sketch error is relative (a CI run saw 0.85 vs 0.89).
+    for metric, atol, rtol in (("ks", 0.05, 0.0), ("wasserstein", 0.05, 0.1)):
+        sketched = (fa["metric"] == metric).to_numpy()
+        va = fa["value"].to_numpy(dtype=float)[sketched]
+        vb = fb["value"].to_numpy(dtype=float)[sketched]
+        assert np.allclose(va, vb, atol=atol, rtol=rtol, equal_nan=True), metric
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from livemodel.errors import InvalidInputError, LivemodelError, NotFoundError
+from livemodel.registry.refs import check_name
 from livemodel.serving import explain as explanations
 from livemodel.serving import oip, oip_binary, openapi, openapi_models, ui
 from livemodel.serving.auth import ANONYMOUS, Principal
@@ -164,7 +165,7 @@ def build_app(state: ServingState) -> Starlette:  # noqa: PLR0915 - one closure 
     @handled("review", "admin")
     async def review_list(request: Request) -> Response:
         model = request.query_params.get("model")
-        names = [model] if model else sorted(state.endpoints)
+        names = [check_name(model)] if model is not None else sorted(state.endpoints)
         limit = _int_param(request, "limit", 100, 1, 10_000)
         days = _int_param(request, "days", 7, 1, 3_650)
         items = []
