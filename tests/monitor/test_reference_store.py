@@ -153,9 +153,17 @@ def test_the_loaded_reference_calculates_what_a_fresh_fit_does(home: Path) -> No
             # the fit with randomised compaction: two fits differ there, usually by ~1e-3,
             # and by up to 0.016 seen in CI (the same 0.05 bound as the other sketch tests).
             assert _exact(ours[key]) == _exact(theirs[key])
-            assert [r.value for r in ours[key] if r.calculator == "output_drift"] == pytest.approx(
-                [r.value for r in theirs[key] if r.calculator == "output_drift"], abs=0.05
-            )
+
+            # Its verdict (metric "drift", 0/1) can flip on a borderline window, as in
+            # test_reference_object: only the statistics are compared.
+            def sketched(results: Any) -> list[float]:
+                return [
+                    r.value
+                    for r in results
+                    if r.calculator == "output_drift" and r.metric != "drift"
+                ]
+
+            assert sketched(ours[key]) == pytest.approx(sketched(theirs[key]), abs=0.05)
     assert any(r.column == "temp" and r.alert for r in loaded.calculate(summaries)[ALL])
 
 
