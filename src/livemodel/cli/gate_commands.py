@@ -20,7 +20,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from livemodel.cli.inputs import at_time
 from livemodel.cli.output import print_json
 from livemodel.errors import (
     ConfigError,
@@ -165,7 +166,7 @@ def _verdict(
     if data is not None:
         holdout = _read_holdout(data, [*features, task.target])
     else:
-        holdout = _read_recent(settings, name, signature, str(recent), _now(at))
+        holdout = _read_recent(settings, name, signature, str(recent), at_time(at))
     verdict: dict[str, Any] = {
         "model": name,
         "champion": {"version": champ.version.version, "alias": alias},
@@ -259,16 +260,6 @@ def _read_recent(settings: Any, name: str, signature: Any, recent: str, now: dat
         "left_out": counts,
     }
     return _Holdout(labelled.drop(columns=[TIME, ID]).reset_index(drop=True), source)
-
-
-def _now(at: str | None) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise InvalidInputError(f"--at {at!r} is not an ISO 8601 time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def _write(path: Path, text: str) -> None:

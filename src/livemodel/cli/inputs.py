@@ -1,4 +1,4 @@
-"""Reading what users point the CLI at: data files and model objects."""
+"""Reading what users point the CLI at: data files, model objects and ``--at`` times."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,14 @@ def _import(target: str) -> Any:
         raise InvalidInputError(f"cannot import {target!r}: {exc}") from exc
     except Exception as exc:
         raise ModelError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def at_time(at: str | None) -> datetime:
+    """An ``--at`` option as a UTC time (now when not given; naive times are UTC)."""
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise InvalidInputError(f"--at {at!r} is not an ISO 8601 time") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

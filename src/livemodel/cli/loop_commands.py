@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from livemodel.cli.inputs import at_time
 from livemodel.cli.output import console, print_json
 from livemodel.errors import ConfigError, InvalidInputError
 
@@ -37,16 +37,6 @@ def _loop() -> LoopController:
     return controller
 
 
-def _now(at: str | None) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise InvalidInputError(f"--at {at!r} is not an ISO 8601 time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
 def retrain(
     name: str = typer.Argument(..., help="Model name."),
     reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the audit log)."),
@@ -70,7 +60,7 @@ def retrain(
         raise InvalidInputError("--register only goes with --replay VERSION")
     controller = _loop()
     try:
-        outcome = controller.retrain(name, _now(at), reason=reason)
+        outcome = controller.retrain(name, at_time(at), reason=reason)
     finally:
         controller.release()
     _print_outcomes([outcome], as_json)
@@ -113,7 +103,7 @@ def status(
         _no_policy(name, settings, as_json)
         return
     controller = _loop()
-    state = controller.status(name, _now(at))
+    state = controller.status(name, at_time(at))
     if as_json:
         print_json(state.to_dict())
         return
@@ -169,7 +159,7 @@ def tick(at: str | None = AT, as_json: bool = JSON) -> None:
     """Run one pass of the loop over every policy (what `livemodel controller` does)."""
     controller = _loop()
     try:
-        outcomes = controller.tick(_now(at))
+        outcomes = controller.tick(at_time(at))
     finally:
         controller.release()
     if not outcomes and not as_json:
