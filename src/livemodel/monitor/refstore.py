@@ -19,16 +19,14 @@ two writers both write a whole file and the last rename wins.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
-import uuid
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from livemodel.errors import InvalidInputError
-from livemodel.store.artifacts import renames_atomically, transport_errors
+from livemodel.store.artifacts import transport_errors
 
 if TYPE_CHECKING:
     from livemodel.monitor.fitted import Reference, ReferenceSettings
@@ -102,21 +100,9 @@ def save_fitted(store: ArtifactStore, key: str, ref: Reference) -> bool:
     """Store ``ref`` under ``key`` atomically; False (with a warning) if the store refuses."""
     from livemodel.monitor.reffile import reference_bytes
 
-    path = f"{store.root}/{key}"
     data = reference_bytes(ref)
     try:
-        if renames_atomically(store.fs):
-            store.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            try:
-                store.fs.pipe_file(tmp, data)
-                store.fs.mv(tmp, path)
-            except BaseException:
-                with contextlib.suppress(*transport_errors()):
-                    store.fs.rm_file(tmp)
-                raise
-        else:
-            store.fs.pipe_file(path, data)
+        store.write(key, data)
     except transport_errors():
         log.warning("cannot store the fitted reference %s: it is fitted per process", key)
         return False

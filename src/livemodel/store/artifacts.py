@@ -110,13 +110,19 @@ class ArtifactStore:
         path = self._path(key)
         try:
             if not self.fs.exists(path):
-                if renames_atomically(self.fs):
-                    self._write_then_rename(path, data)
-                else:
-                    self.fs.pipe_file(path, data)
+                self.write(key, data)
         except transport_errors() as exc:
             raise StoreError(f"cannot write artifact to {self.url!r}: {exc}") from exc
         return ArtifactRef(key=key, sha256=digest, size=len(data))
+
+    def write(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key``, whole or not at all: a temporary name then a rename
+        where renames are atomic, one PUT on object stores. Transport errors propagate."""
+        path = self._path(key)
+        if renames_atomically(self.fs):
+            self._write_then_rename(path, data)
+        else:
+            self.fs.pipe_file(path, data)
 
     def get(self, ref: ArtifactRef) -> bytes:
         """The artifact's bytes, only if they hash to ``ref.sha256``."""
