@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-FAILURE_FLAGS = frozenset({"model_error", "timeout", "nan_output"})
+from livemodel.store.answered import FAILURE_FLAGS
+
 VIOLATION_KINDS = frozenset(
     {"missing_column", "unexpected_column", "wrong_type", "null", "out_of_range", "unseen_category"}
 )

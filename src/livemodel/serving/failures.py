@@ -28,6 +28,7 @@ import numpy as np
 from livemodel.errors import UnavailableError
 from livemodel.serving.handles import BatchOutputs
 from livemodel.serving.metrics import ServerMetrics
+from livemodel.store.answered import FAILURE_FLAGS
 
 __all__ = [
     "NON_FINITE",
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 #: the flags a failed row carries (also what the rollout guards count as a failure)
-REASONS = frozenset({"model_error", "nan_output", "timeout"})
+REASONS = FAILURE_FLAGS
 _MAX_MESSAGE = 2_000
 _MAX_IDS = 20
 _log = logging.getLogger("livemodel.serving")
